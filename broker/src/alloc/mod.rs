@@ -1,0 +1,1 @@
+//! Counting global allocator (filled by the infra work).

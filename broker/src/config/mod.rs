@@ -1,0 +1,1 @@
+//! Broker configuration (filled by the config work).

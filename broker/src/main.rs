@@ -1,0 +1,3 @@
+fn main() {
+    println!("ferrumq-broker {}", env!("CARGO_PKG_VERSION"));
+}

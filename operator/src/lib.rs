@@ -1,0 +1,1 @@
+//! FerrumQ operator library.

@@ -1,0 +1,1 @@
+fn main() { println!("ferrumq-operator {}", env!("CARGO_PKG_VERSION")); }
