@@ -1,1 +1,5 @@
-//! FerrumQ operator library.
+//! FerrumQ operator: reconciles `MqttBroker` resources into running broker
+//! clusters (ConfigMap, Services, StatefulSet, PodDisruptionBudget, monitors).
+#![deny(unsafe_code)]
+
+pub mod crd;
