@@ -1,6 +1,12 @@
-//! FerrumQ broker library: the MQTT codec, the broker's configuration and, in later modules, the broker itself.
+//! FerrumQ broker library: the MQTT codec, configuration, routing, sessions and the server.
 #![deny(unsafe_code)]
 
 pub mod alloc;
 pub mod codec;
 pub mod config;
+pub mod connection;
+pub mod listeners;
+pub mod router;
+pub mod server;
+pub mod session;
+pub mod sys;

@@ -1,3 +1,114 @@
-fn main() {
-    println!("ferrumq-broker {}", env!("CARGO_PKG_VERSION"));
+//! `ferrumq-broker`: runs the broker. With no arguments it uses the embedded defaults
+//! (MQTT on 0.0.0.0:1883).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ferrumq_broker::config::{BrokerConfig, LogFormat};
+use ferrumq_broker::listeners;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferrumq-broker",
+    version,
+    about = "FerrumQ MQTT 3.1.1 and 5.0 broker"
+)]
+struct Cli {
+    /// YAML configuration file (see broker/config/ferrumq.example.yaml); defaults when absent.
+    #[arg(short, long, env = "FERRUMQ_CONFIG")]
+    config: Option<PathBuf>,
+    /// Bind address of the first MQTT listener, overriding the file (e.g. 127.0.0.1:1883).
+    #[arg(long, env = "FERRUMQ_LISTEN")]
+    listen: Option<String>,
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long, env = "FERRUMQ_LOG_LEVEL")]
+    log_level: Option<String>,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut config = match BrokerConfig::load_or_default(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("ferrumq-broker: configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(listen) = cli.listen {
+        if let Some(first) = config.listeners.first_mut() {
+            first.bind = listen;
+        }
+    }
+    if let Err(error) = config.validate() {
+        eprintln!("ferrumq-broker: configuration error: {error}");
+        return ExitCode::from(2);
+    }
+    init_logging(&config, cli.log_level.as_deref(), cli.log_json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ferrumq-broker: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(config))
+}
+
+async fn run(config: BrokerConfig) -> ExitCode {
+    let running = match listeners::start(config).await {
+        Ok(running) => running,
+        Err(error) => {
+            tracing::error!(%error, "broker failed to start");
+            eprintln!("ferrumq-broker: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    wait_for_signal().await;
+    tracing::info!("shutting down: disconnecting clients");
+    running.shutdown().await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn init_logging(config: &BrokerConfig, level: Option<&str>, json: bool) {
+    let level = level.unwrap_or(config.log.level.as_str());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json || config.log.format == LogFormat::Json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }

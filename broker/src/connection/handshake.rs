@@ -1,0 +1,246 @@
+//! The CONNECT handshake (section 3.1.4): validate, authenticate, attach the session, answer
+//! with CONNACK, and resend what the resumed session still owes the client.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use super::{Connection, CLOSE_TIMEOUT};
+use crate::codec::{
+    encode, parse_remaining_length, ByteString, ConnAck, ConnAckProperties, Connect, DecodeError,
+    Decoder, Packet, ProtocolVersion, QoS, ReasonCode,
+};
+use crate::server::{AttachParams, Broker, Stats};
+
+/// Answers a CONNECT that could not be decoded: 0x01 in the 3.1.1 form for an unknown
+/// protocol level [MQTT-3.1.2-2], the error's reason code for a 5.0 CONNECT, nothing for 3.1.1
+/// (which must just close [MQTT-3.1.4-1]).
+pub(super) async fn refuse_malformed<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    rbuf: &[u8],
+    error: &DecodeError,
+) {
+    let connack = match error {
+        DecodeError::UnsupportedProtocol { .. } => Some((
+            ProtocolVersion::V3_1_1,
+            ReasonCode::UnsupportedProtocolVersion,
+        )),
+        _ if sniff_level(rbuf) == Some(5) => Some((ProtocolVersion::V5, error.reason_code())),
+        _ => None,
+    };
+    if let Some((version, reason_code)) = connack {
+        let mut buf = BytesMut::new();
+        let packet = Packet::ConnAck(ConnAck {
+            reason_code,
+            ..ConnAck::default()
+        });
+        if encode(&packet, version, &mut buf).is_ok() {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, stream.write_all(&buf)).await;
+        }
+    }
+}
+
+/// The protocol level byte of a CONNECT whose fixed header and protocol name have arrived.
+fn sniff_level(buf: &[u8]) -> Option<u8> {
+    let (header, _) = parse_remaining_length(buf).ok()??;
+    let name_len = usize::from(u16::from_be_bytes([
+        *buf.get(header)?,
+        *buf.get(header + 1)?,
+    ]));
+    buf.get(header + 2 + name_len).copied()
+}
+
+/// Validates `connect`, attaches its session and sends CONNACK. `None` when it was refused
+/// (the refusal has been sent and the stream closed).
+pub(super) async fn accept<S>(
+    broker: Arc<Broker>,
+    mut stream: S,
+    peer: SocketAddr,
+    rbuf: BytesMut,
+    decoder: Decoder,
+    connect: Connect,
+) -> Option<Connection<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let version = connect.protocol;
+    let settings = broker.settings();
+    let mut assigned = None;
+    let refusal = check(&broker, &connect).or_else(|| {
+        if connect.client_id.is_empty() {
+            assigned = Some(broker.assign_client_id());
+        }
+        None
+    });
+    if let Some(reason_code) = refusal {
+        Stats::add(&broker.stats.connects_refused, 1);
+        tracing::info!(%peer, client_id = %connect.client_id, ?reason_code, "connect refused");
+        let mut buf = BytesMut::new();
+        let packet = Packet::ConnAck(ConnAck {
+            reason_code,
+            ..ConnAck::default()
+        });
+        if encode(&packet, version, &mut buf).is_ok() {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+                let _ = stream.write_all(&buf).await;
+                let _ = stream.shutdown().await;
+            })
+            .await;
+        }
+        return None;
+    }
+    let client_id = assigned
+        .clone()
+        .unwrap_or_else(|| connect.client_id.clone());
+    let props = &connect.properties;
+
+    // Session Expiry: 5.0 says so in CONNECT; 3.1.1 persistent sessions last as long as the
+    // broker's configured maximum.
+    let max_expiry = settings.session.max_session_expiry_interval_secs;
+    let requested_expiry = match (version.is_v5(), connect.clean_start) {
+        (true, _) => props.session_expiry_interval.unwrap_or(0),
+        (false, true) => 0,
+        (false, false) => max_expiry,
+    };
+    let expiry = requested_expiry.min(max_expiry);
+
+    // Keep Alive: the server's setting wins (Server Keep Alive); a maximum caps the client's.
+    let mut server_keep_alive = settings.session.server_keep_alive_secs;
+    if server_keep_alive.is_none() && version.is_v5() {
+        if let Some(max) = settings.session.max_keep_alive_secs {
+            if connect.keep_alive == 0 || connect.keep_alive > max {
+                server_keep_alive = Some(max);
+            }
+        }
+    }
+    let keep_alive = server_keep_alive.unwrap_or(connect.keep_alive);
+
+    let client_receive_maximum = props.receive_maximum.unwrap_or(u16::MAX);
+    let client_maximum_packet_size = props.maximum_packet_size.unwrap_or(u32::MAX);
+    let attached = broker.attach(
+        &client_id,
+        AttachParams {
+            clean_start: connect.clean_start,
+            expiry_interval: expiry,
+            version,
+            receive_maximum: client_receive_maximum,
+            maximum_packet_size: client_maximum_packet_size,
+        },
+    );
+    Stats::add(&broker.stats.connections_total, 1);
+
+    let limits = &settings.limits;
+    let features = &settings.features;
+    let properties = if version.is_v5() {
+        ConnAckProperties {
+            session_expiry_interval: (expiry != requested_expiry).then_some(expiry),
+            receive_maximum: (limits.receive_maximum != u16::MAX).then_some(limits.receive_maximum),
+            maximum_qos: (features.maximum_qos < 2)
+                .then(|| QoS::from_u8(features.maximum_qos))
+                .flatten(),
+            retain_available: (!features.retain_available).then_some(false),
+            maximum_packet_size: Some(limits.max_packet_size),
+            assigned_client_identifier: assigned.clone(),
+            topic_alias_maximum: (settings.session.topic_alias_maximum > 0)
+                .then_some(settings.session.topic_alias_maximum),
+            wildcard_subscription_available: (!features.wildcard_subscription_available)
+                .then_some(false),
+            subscription_identifiers_available: (!features.subscription_identifiers_available)
+                .then_some(false),
+            shared_subscription_available: (!features.shared_subscription_available)
+                .then_some(false),
+            server_keep_alive,
+            response_information: (props.request_response_information == Some(true))
+                .then(|| ByteString::from(format!("$response/{client_id}/"))),
+            ..ConnAckProperties::default()
+        }
+    } else {
+        ConnAckProperties::default()
+    };
+    let session_present = attached.session_present;
+    tracing::info!(
+        %peer, %client_id, protocol = version.level(), clean_start = connect.clean_start,
+        session_present, keep_alive, expiry, "client connected"
+    );
+    let mut conn = Connection {
+        broker,
+        stream,
+        peer,
+        rbuf,
+        wbuf: BytesMut::new(),
+        chunks: VecDeque::new(),
+        decoder,
+        version,
+        client_id,
+        attached,
+        will: connect.will,
+        keep_alive: (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive))),
+        last_received: Instant::now(),
+        problem_information: props.request_problem_information.unwrap_or(true),
+        connect_expiry: expiry,
+        client_receive_maximum,
+        client_maximum_packet_size,
+        client_topic_alias_maximum: props.topic_alias_maximum.unwrap_or(0),
+        inbound_aliases: HashMap::new(),
+        outbound_aliases: HashMap::new(),
+    };
+    conn.send(&Packet::ConnAck(ConnAck {
+        session_present,
+        reason_code: ReasonCode::Success,
+        properties,
+    }));
+    conn.resend_inflight();
+    Some(conn)
+}
+
+/// The CONNACK refusal a CONNECT earns, if any.
+fn check(broker: &Broker, connect: &Connect) -> Option<ReasonCode> {
+    let settings = broker.settings();
+    let version = connect.protocol;
+    if broker.shutdown.is_cancelled() {
+        return Some(ReasonCode::ServerUnavailable);
+    }
+    // One connection is this one, counted before the handshake.
+    if broker.connections.load(Ordering::Relaxed) > settings.limits.max_connections as usize {
+        return Some(ReasonCode::QuotaExceeded);
+    }
+    // No extended authentication method is configured (section 4.12).
+    if connect.properties.authentication_method.is_some() {
+        return Some(ReasonCode::BadAuthenticationMethod);
+    }
+    let id = &connect.client_id;
+    if id.is_empty() {
+        // [MQTT-3.1.3-8]: 3.1.1 needs Clean Session for an empty identifier; 3.1 has none.
+        let allowed = settings.session.allow_empty_client_id
+            && settings.session.assign_client_id
+            && version != ProtocolVersion::V3_1
+            && (version.is_v5() || connect.clean_start);
+        if !allowed {
+            return Some(ReasonCode::ClientIdentifierNotValid);
+        }
+    } else if id.len() > usize::from(settings.limits.max_client_id_length)
+        || (version == ProtocolVersion::V3_1 && id.len() > 23)
+    {
+        return Some(ReasonCode::ClientIdentifierNotValid);
+    }
+    if connect.username.is_none() && !settings.auth.anonymous_allowed() {
+        return Some(ReasonCode::NotAuthorized);
+    }
+    if let Some(will) = &connect.will {
+        if will.qos.as_u8() > settings.features.maximum_qos {
+            return Some(ReasonCode::QosNotSupported);
+        }
+        if will.retain && !settings.features.retain_available {
+            return Some(ReasonCode::RetainNotSupported);
+        }
+        if !super::inbound::topic_within_limits(&will.topic, &settings.limits) {
+            return Some(ReasonCode::TopicNameInvalid);
+        }
+    }
+    None
+}

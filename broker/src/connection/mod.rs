@@ -1,0 +1,278 @@
+//! One client connection: the CONNECT handshake, then a loop that reads and handles packets,
+//! writes what the session has queued, enforces Keep Alive, and closes with the right reason.
+//!
+//! One task owns the socket. Publishers never write to it: they queue on the session and wake
+//! this task, which drains the queue into one vectored write. A slow client therefore only
+//! slows itself, and its queue is bounded.
+
+mod handshake;
+mod inbound;
+mod outbound;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::codec::{
+    encode, ByteString, Decoder, Disconnect, DisconnectProperties, Packet, ProtocolVersion,
+    ReasonCode, Will,
+};
+use crate::server::{Attached, Broker, Stats, WillOnClose};
+
+/// Bytes the read buffer grows by when it runs low.
+const READ_CHUNK: usize = 8 * 1024;
+/// How long a client has to send CONNECT after the TCP connection opens.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a closing connection may take to write its DISCONNECT.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a connection ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Close {
+    /// The client sent DISCONNECT; `with_will` for reason 0x04.
+    ClientDisconnect {
+        with_will: bool,
+    },
+    /// The socket closed or failed without DISCONNECT.
+    Lost(String),
+    /// The client broke the protocol or a limit: DISCONNECT with this reason (5.0), then close.
+    Violation(ReasonCode, String),
+    KeepAliveTimeout,
+    TakenOver,
+    ServerShutdown,
+    Kicked(ReasonCode),
+}
+
+impl Close {
+    fn violation(code: ReasonCode, message: impl Into<String>) -> Close {
+        Close::Violation(code, message.into())
+    }
+
+    /// The DISCONNECT reason the server sends (5.0 only), if it sends one.
+    fn server_reason(&self) -> Option<ReasonCode> {
+        match self {
+            Close::ClientDisconnect { .. } | Close::Lost(_) => None,
+            Close::Violation(code, _) | Close::Kicked(code) => Some(*code),
+            Close::KeepAliveTimeout => Some(ReasonCode::KeepAliveTimeout),
+            Close::TakenOver => Some(ReasonCode::SessionTakenOver),
+            Close::ServerShutdown => Some(ReasonCode::ServerShuttingDown),
+        }
+    }
+
+    fn will(&self) -> WillOnClose {
+        match self {
+            Close::ClientDisconnect { with_will: false } | Close::ServerShutdown => {
+                WillOnClose::Discard
+            }
+            _ => WillOnClose::Publish,
+        }
+    }
+}
+
+/// A connected, accepted client.
+struct Connection<S> {
+    broker: Arc<Broker>,
+    stream: S,
+    peer: SocketAddr,
+    rbuf: BytesMut,
+    /// Control packets and PUBLISH heads, split off into `chunks` as they are written.
+    wbuf: BytesMut,
+    chunks: VecDeque<Bytes>,
+    decoder: Decoder,
+    version: ProtocolVersion,
+    client_id: ByteString,
+    attached: Attached,
+    will: Option<Will>,
+    keep_alive: Option<Duration>,
+    last_received: Instant,
+    /// Client asked for Reason Strings and User Properties on errors (Request Problem Information).
+    problem_information: bool,
+    /// Session Expiry Interval the client connected with (DISCONNECT may not raise it from 0).
+    connect_expiry: u32,
+    client_receive_maximum: u16,
+    client_maximum_packet_size: u32,
+    client_topic_alias_maximum: u16,
+    inbound_aliases: HashMap<u16, ByteString>,
+    outbound_aliases: HashMap<ByteString, u16>,
+}
+
+/// Serves one client connection to completion.
+pub async fn serve<S>(broker: Arc<Broker>, mut stream: S, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let guard = ConnectionCount::new(&broker);
+    let mut rbuf = BytesMut::new();
+    let mut decoder = Decoder::new(broker.settings().limits.max_packet_size);
+    let connect = match read_connect(&mut stream, &mut rbuf, &mut decoder, &broker).await {
+        Ok(Some(connect)) => connect,
+        Ok(None) => return,
+        Err(reason) => {
+            tracing::info!(%peer, %reason, "connection refused before CONNECT was accepted");
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, stream.shutdown()).await;
+            return;
+        }
+    };
+    let Some(mut conn) = handshake::accept(broker, stream, peer, rbuf, decoder, *connect).await
+    else {
+        return;
+    };
+    let close = conn.run().await;
+    conn.finish(close).await;
+    drop(guard);
+}
+
+/// Reads until a whole CONNECT is decoded. Answers a bad CONNECT with the CONNACK the
+/// specification allows, then gives the reason as an error.
+async fn read_connect<S>(
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    decoder: &mut Decoder,
+    broker: &Broker,
+) -> Result<Option<Box<crate::codec::Connect>>, String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+    loop {
+        match decoder.decode(rbuf) {
+            Ok(Some(Packet::Connect(connect))) => return Ok(Some(connect)),
+            Ok(Some(_)) => return Err("first packet was not CONNECT".into()),
+            Ok(None) => {}
+            Err(error) => {
+                handshake::refuse_malformed(stream, rbuf, &error).await;
+                broker
+                    .stats
+                    .connects_refused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Err(error.to_string());
+            }
+        }
+        rbuf.reserve(READ_CHUNK);
+        tokio::select! {
+            read = stream.read_buf(rbuf) => match read {
+                Ok(0) => return Ok(None),
+                Ok(n) => Stats::add(&broker.stats.bytes_received, n as u64),
+                Err(_) => return Ok(None),
+            },
+            _ = tokio::time::sleep_until(deadline) => return Err("no CONNECT within the connect timeout".into()),
+            _ = broker.shutdown.cancelled() => return Ok(None),
+        }
+    }
+}
+
+impl<S> Connection<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// Queues a control packet for the next write.
+    fn send(&mut self, packet: &Packet) {
+        if let Err(error) = encode(packet, self.version, &mut self.wbuf) {
+            tracing::warn!(client_id = %self.client_id, %error, "packet could not be encoded");
+        }
+    }
+
+    async fn run(&mut self) -> Close {
+        let wake = Arc::clone(&self.attached.wake);
+        loop {
+            if let Err(close) = self.flush().await {
+                return close;
+            }
+            let deadline = self.keep_alive.map(|ka| self.last_received + ka + ka / 2);
+            tokio::select! {
+                biased;
+                _ = self.broker.shutdown.cancelled() => return Close::ServerShutdown,
+                _ = wake.notified() => {}
+                read = self.stream.read_buf(&mut self.rbuf) => {
+                    match read {
+                        Ok(0) => return Close::Lost("connection closed by client".into()),
+                        Ok(n) => {
+                            Stats::add(&self.broker.stats.bytes_received, n as u64);
+                            self.last_received = Instant::now();
+                            if let Err(close) = self.handle_buffered() {
+                                return close;
+                            }
+                        }
+                        Err(error) => return Close::Lost(error.to_string()),
+                    }
+                }
+                _ = sleep_until(deadline) => return Close::KeepAliveTimeout,
+            }
+        }
+    }
+
+    /// Decodes and handles every whole packet in the read buffer.
+    fn handle_buffered(&mut self) -> Result<(), Close> {
+        loop {
+            match self.decoder.decode(&mut self.rbuf) {
+                Ok(Some(packet)) => self.handle(packet)?,
+                Ok(None) => break,
+                Err(error) => return Err(Close::violation(error.reason_code(), error.to_string())),
+            }
+        }
+        if self.rbuf.capacity() - self.rbuf.len() < 512 {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self, close: Close) {
+        if let (Some(reason), true) = (close.server_reason(), self.version.is_v5()) {
+            let reason_string = match (&close, self.problem_information) {
+                (Close::Violation(_, message), true) => Some(ByteString::from(message.as_str())),
+                _ => None,
+            };
+            let disconnect = Disconnect {
+                reason_code: reason,
+                properties: DisconnectProperties {
+                    reason_string,
+                    ..Default::default()
+                },
+            };
+            self.send(&Packet::Disconnect(disconnect));
+        }
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            if !self.wbuf.is_empty() {
+                let head = self.wbuf.split().freeze();
+                self.chunks.push_back(head);
+            }
+            let _ = outbound::write_chunks(&mut self.stream, &mut self.chunks).await;
+            let _ = self.stream.shutdown().await;
+        })
+        .await;
+        tracing::info!(client_id = %self.client_id, peer = %self.peer, reason = ?close, "client disconnected");
+        self.broker
+            .detach(&self.attached, self.will.take(), close.will());
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Keeps the broker's count of open connections right on every exit path.
+struct ConnectionCount(Arc<Broker>);
+
+impl ConnectionCount {
+    fn new(broker: &Arc<Broker>) -> Self {
+        broker
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ConnectionCount(Arc::clone(broker))
+    }
+}
+
+impl Drop for ConnectionCount {
+    fn drop(&mut self) {
+        self.0
+            .connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,174 @@
+//! The broker's shared state and the operations every connection uses: routing a message to
+//! its subscribers, retained messages, and the session lifecycle (attach, detach, expiry,
+//! Will Messages).
+
+mod lifecycle;
+mod stats;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use dashmap::DashMap;
+use parking_lot::RwLock;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use lifecycle::{AttachParams, Attached, WillOnClose};
+pub use stats::Stats;
+
+use crate::codec::{ByteString, QoS};
+use crate::config::{BrokerConfig, BrokerSettings};
+use crate::router::{Match, RetainedStore, SubscriptionTree};
+use crate::session::{Enqueued, Message, Outgoing, Session};
+
+/// Everything connections share. One per broker process.
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub sessions: DashMap<ByteString, Arc<Session>>,
+    pub router: RwLock<SubscriptionTree>,
+    pub retained: RwLock<RetainedStore<Arc<Message>>>,
+    pub stats: Stats,
+    pub started: Instant,
+    /// Cancelled on SIGTERM/SIGINT: listeners stop, connections send DISCONNECT 0x8B.
+    pub shutdown: CancellationToken,
+    /// Tracks connection and timer tasks, so shutdown can wait for them.
+    pub tasks: TaskTracker,
+    pub connections: AtomicUsize,
+    assigned_ids: AtomicU64,
+}
+
+/// What routing one message did, for the publisher's PUBACK/PUBREC reason code.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Routed {
+    /// Subscribers the message was queued for.
+    pub delivered: usize,
+    /// QoS 1/2 deliveries refused because a subscriber's queue was full.
+    pub rejected: usize,
+}
+
+impl Broker {
+    pub fn new(config: BrokerConfig) -> Arc<Broker> {
+        Arc::new(Broker {
+            config,
+            sessions: DashMap::new(),
+            router: RwLock::new(SubscriptionTree::new()),
+            retained: RwLock::new(RetainedStore::new()),
+            stats: Stats::default(),
+            started: Instant::now(),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            connections: AtomicUsize::new(0),
+            assigned_ids: AtomicU64::new(0),
+        })
+    }
+
+    pub fn settings(&self) -> &BrokerSettings {
+        &self.config.settings
+    }
+
+    /// A client identifier for a client that sent none (section 3.1.3.1), unique in this
+    /// process and recognisable in logs.
+    pub fn assign_client_id(&self) -> ByteString {
+        let n = self.assigned_ids.fetch_add(1, Ordering::Relaxed);
+        let started = self.started.elapsed().as_nanos() as u64;
+        ByteString::from(format!(
+            "ferrumq-{:x}-{n}",
+            started ^ (u64::from(std::process::id()) << 32)
+        ))
+    }
+
+    fn is_attached(&self, client: &ByteString) -> bool {
+        self.sessions
+            .get(client)
+            .is_some_and(|s| s.state.lock().attached.is_some())
+    }
+
+    /// Routes `message` to every matching subscription: one delivery per client (overlapping
+    /// subscriptions merged, section 3.3.4), one member per shared group (section 4.8.2).
+    pub fn route(&self, message: &Arc<Message>) -> Routed {
+        let mut matches = Vec::new();
+        self.router.read().matches(
+            &message.topic,
+            message.publisher.as_ref(),
+            &|client| self.is_attached(client),
+            &mut matches,
+        );
+        let mut routed = Routed::default();
+        for m in matches {
+            self.deliver_match(message, m, &mut routed);
+        }
+        if routed.delivered == 0 {
+            self.stats
+                .dropped_no_subscribers
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        routed
+    }
+
+    fn deliver_match(&self, message: &Arc<Message>, m: Match, routed: &mut Routed) {
+        let Some(session) = self.sessions.get(&m.client).map(|s| Arc::clone(&s)) else {
+            return;
+        };
+        let item = Outgoing {
+            message: Arc::clone(message),
+            qos: message.qos.min(m.qos),
+            // [MQTT-3.3.1-12/13]: RETAIN is cleared unless Retain As Published.
+            retain: message.retain && m.retain_as_published,
+            subscription_ids: m.subscription_ids,
+            shared_group: m.shared_group,
+        };
+        self.offer(&session, item, routed);
+    }
+
+    /// Queues one delivery on a session, counting the outcome.
+    pub fn offer(&self, session: &Session, item: Outgoing, routed: &mut Routed) {
+        let limits = &self.settings().limits;
+        let qos = item.qos;
+        match session.deliver(
+            item,
+            limits.max_queued_messages as usize,
+            limits.queue_full_policy,
+        ) {
+            Enqueued::Queued => routed.delivered += 1,
+            Enqueued::QueuedDroppingOldest => {
+                routed.delivered += 1;
+                self.stats
+                    .dropped_queue_full
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Enqueued::Rejected => {
+                self.stats
+                    .dropped_queue_full
+                    .fetch_add(1, Ordering::Relaxed);
+                if qos != QoS::AtMostOnce {
+                    routed.rejected += 1;
+                }
+            }
+            Enqueued::Expired => {
+                self.stats.dropped_expired.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Stores or deletes the retained message for a topic (section 3.3.1.3): a zero-length
+    /// payload deletes it.
+    pub fn retain(&self, message: &Arc<Message>) {
+        let mut retained = self.retained.write();
+        if message.payload.is_empty() {
+            retained.remove(&message.topic);
+        } else {
+            retained.insert(&message.topic, Arc::clone(message));
+        }
+    }
+
+    /// Publishes a message from any source (client, Will, $SYS): retains it if asked, routes it.
+    pub fn publish(&self, message: Message) -> Routed {
+        let message = Arc::new(message);
+        self.stats.messages_received.fetch_add(1, Ordering::Relaxed);
+        if message.retain && self.settings().features.retain_available {
+            self.retain(&message);
+        }
+        self.route(&message)
+    }
+}

@@ -1,0 +1,320 @@
+//! Sessions (section 4.1): the state a client's identifier keeps across connections.
+//!
+//! A session holds its subscriptions, the messages queued for it, the QoS 1 and 2 messages in
+//! flight to it, and the QoS 2 packet identifiers it has sent us but not yet released. It
+//! outlives its connection until its expiry interval ends. Publishers push into a session's
+//! queue under its mutex and wake its connection task, which alone writes to the socket.
+
+mod message;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use smallvec::SmallVec;
+use tokio::sync::Notify;
+
+pub use message::Message;
+
+use crate::codec::{ByteString, ProtocolVersion, QoS, ReasonCode};
+use crate::config::QueueFullPolicy;
+use crate::router::Subscription;
+
+/// One message waiting to be sent to this session.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub message: Arc<Message>,
+    /// The QoS it is delivered at: the lower of the published and the granted QoS.
+    pub qos: QoS,
+    pub retain: bool,
+    pub subscription_ids: SmallVec<[u32; 2]>,
+    /// Set when it was routed through a shared subscription, so it can be given to another
+    /// member if this session ends before acknowledging it.
+    pub shared_group: Option<ByteString>,
+}
+
+/// Where an outbound QoS 1 or 2 exchange stands (section 4.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InflightState {
+    AwaitingPubAck,
+    AwaitingPubRec,
+    /// PUBREL sent (or to be re-sent on reconnect); the message itself is no longer resent.
+    AwaitingPubComp,
+}
+
+#[derive(Debug, Clone)]
+pub struct Inflight {
+    pub packet_id: u16,
+    pub state: InflightState,
+    pub item: Outgoing,
+}
+
+/// What happened to a message offered to a session's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Queued,
+    /// Queued after dropping the oldest queued QoS 0 message to make room.
+    QueuedDroppingOldest,
+    /// The queue is full of messages that may not be dropped; this one was not queued.
+    Rejected,
+    /// Expired before it could be queued.
+    Expired,
+}
+
+/// The connection currently attached to a session.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub generation: u64,
+    /// Wakes this connection's task: new messages, freed inflight slots, a takeover or a kick.
+    /// Per connection, not per session, so a new connection never steals the old one's wake-up.
+    pub wake: Arc<Notify>,
+    pub version: ProtocolVersion,
+    /// The client's Receive Maximum: QoS 1/2 messages we may have unacknowledged at once.
+    pub receive_maximum: u16,
+    /// The client's Maximum Packet Size.
+    pub maximum_packet_size: u32,
+}
+
+/// Mutable session state, always accessed under [`Session::state`].
+#[derive(Debug)]
+pub struct SessionState {
+    /// Counts connections to this session; a connection acts on the session only while its
+    /// generation is current, so a taken-over connection cannot disturb its successor.
+    pub generation: u64,
+    pub attached: Option<Attachment>,
+    /// Set to ask the attached connection to close with that reason (server shutdown is
+    /// signalled separately; a takeover shows as a newer generation).
+    pub kick: Option<ReasonCode>,
+    pub subscriptions: HashMap<String, Subscription>,
+    pub queue: VecDeque<Outgoing>,
+    pub inflight: VecDeque<Inflight>,
+    /// QoS 2 packet identifiers received and answered with PUBREC, awaiting PUBREL.
+    pub inbound_qos2: HashSet<u16>,
+    next_packet_id: u16,
+    /// Session Expiry Interval in seconds; `u32::MAX` never expires.
+    pub expiry_interval: u32,
+    pub disconnected_at: Option<Instant>,
+    /// Set when the session has been removed from the broker (expired); a connection that
+    /// finds it set must look the session up again.
+    pub removed: bool,
+}
+
+/// A session, shared between its connection task and every publisher that routes to it.
+#[derive(Debug)]
+pub struct Session {
+    pub client_id: ByteString,
+    pub state: Mutex<SessionState>,
+}
+
+impl Session {
+    pub fn new(client_id: ByteString) -> Arc<Session> {
+        Arc::new(Session {
+            client_id,
+            state: Mutex::new(SessionState {
+                generation: 0,
+                attached: None,
+                kick: None,
+                subscriptions: HashMap::new(),
+                queue: VecDeque::new(),
+                inflight: VecDeque::new(),
+                inbound_qos2: HashSet::new(),
+                next_packet_id: 1,
+                expiry_interval: 0,
+                disconnected_at: None,
+                removed: false,
+            }),
+        })
+    }
+
+    /// Offers a message to this session and wakes its connection.
+    pub fn deliver(&self, item: Outgoing, max_queued: usize, policy: QueueFullPolicy) -> Enqueued {
+        let mut state = self.state.lock();
+        let result = state.enqueue(item, max_queued, policy);
+        if matches!(result, Enqueued::Queued | Enqueued::QueuedDroppingOldest) {
+            state.wake();
+        }
+        result
+    }
+}
+
+impl SessionState {
+    /// Wakes the attached connection, if any.
+    pub fn wake(&self) {
+        if let Some(attachment) = &self.attached {
+            attachment.wake.notify_one();
+        }
+    }
+
+    /// Queues `item`, bounded by `max_queued`. When full, the oldest queued QoS 0 message makes
+    /// room if the policy allows; QoS 1 and 2 messages are never dropped silently: the caller
+    /// learns of the rejection and tells the publisher.
+    pub fn enqueue(
+        &mut self,
+        item: Outgoing,
+        max_queued: usize,
+        policy: QueueFullPolicy,
+    ) -> Enqueued {
+        if item.message.is_expired(Instant::now()) {
+            return Enqueued::Expired;
+        }
+        if self.queue.len() < max_queued {
+            self.queue.push_back(item);
+            return Enqueued::Queued;
+        }
+        if policy == QueueFullPolicy::DropOldestQos0 {
+            if let Some(pos) = self.queue.iter().position(|q| q.qos == QoS::AtMostOnce) {
+                self.queue.remove(pos);
+                self.queue.push_back(item);
+                return Enqueued::QueuedDroppingOldest;
+            }
+        }
+        Enqueued::Rejected
+    }
+
+    /// A packet identifier not used by any message in flight (section 2.2.1).
+    pub fn allocate_packet_id(&mut self) -> Option<u16> {
+        if self.inflight.len() >= usize::from(u16::MAX) {
+            return None;
+        }
+        loop {
+            let id = self.next_packet_id;
+            self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
+            if !self.inflight.iter().any(|f| f.packet_id == id) {
+                return Some(id);
+            }
+        }
+    }
+
+    /// Removes and returns the in-flight entry with `packet_id` if it is in `state`.
+    pub fn complete(&mut self, packet_id: u16, state: InflightState) -> Option<Inflight> {
+        let pos = self
+            .inflight
+            .iter()
+            .position(|f| f.packet_id == packet_id && f.state == state)?;
+        self.inflight.remove(pos)
+    }
+
+    /// Moves a QoS 2 exchange from awaiting PUBREC to awaiting PUBCOMP. False if unknown.
+    pub fn released(&mut self, packet_id: u16) -> bool {
+        match self.inflight.iter_mut().find(|f| f.packet_id == packet_id) {
+            Some(f) if f.state == InflightState::AwaitingPubRec => {
+                f.state = InflightState::AwaitingPubComp;
+                true
+            }
+            Some(f) => f.state == InflightState::AwaitingPubComp,
+            None => false,
+        }
+    }
+
+    /// Drops everything a Clean Start discards (section 3.1.2.4).
+    pub fn clear(&mut self) {
+        self.subscriptions.clear();
+        self.queue.clear();
+        self.inflight.clear();
+        self.inbound_qos2.clear();
+        self.next_packet_id = 1;
+    }
+
+    /// Takes the QoS 1/2 messages routed through shared subscriptions, queued or in flight
+    /// and not yet received by the client, so they can go to another group member.
+    pub fn take_shared_pending(&mut self) -> Vec<Outgoing> {
+        let mut taken = Vec::new();
+        self.inflight.retain(|f| {
+            let movable =
+                f.item.shared_group.is_some() && f.state != InflightState::AwaitingPubComp;
+            if movable {
+                taken.push(f.item.clone());
+            }
+            !movable
+        });
+        self.queue.retain(|q| {
+            let movable = q.shared_group.is_some() && q.qos != QoS::AtMostOnce;
+            if movable {
+                taken.push(q.clone());
+            }
+            !movable
+        });
+        taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn outgoing(qos: QoS) -> Outgoing {
+        let message = Message::new(
+            "t".into(),
+            qos,
+            false,
+            Bytes::new(),
+            Default::default(),
+            None,
+        )
+        .unwrap();
+        Outgoing {
+            message: Arc::new(message),
+            qos,
+            retain: false,
+            subscription_ids: SmallVec::new(),
+            shared_group: None,
+        }
+    }
+
+    #[test]
+    fn full_queue_drops_oldest_qos0_but_never_qos1() {
+        let session = Session::new("c".into());
+        let mut st = session.state.lock();
+        assert_eq!(
+            st.enqueue(
+                outgoing(QoS::AtMostOnce),
+                2,
+                QueueFullPolicy::DropOldestQos0
+            ),
+            Enqueued::Queued
+        );
+        assert_eq!(
+            st.enqueue(
+                outgoing(QoS::AtLeastOnce),
+                2,
+                QueueFullPolicy::DropOldestQos0
+            ),
+            Enqueued::Queued
+        );
+        assert_eq!(
+            st.enqueue(
+                outgoing(QoS::AtLeastOnce),
+                2,
+                QueueFullPolicy::DropOldestQos0
+            ),
+            Enqueued::QueuedDroppingOldest
+        );
+        assert!(st.queue.iter().all(|q| q.qos == QoS::AtLeastOnce));
+        assert_eq!(
+            st.enqueue(
+                outgoing(QoS::AtMostOnce),
+                2,
+                QueueFullPolicy::DropOldestQos0
+            ),
+            Enqueued::Rejected
+        );
+        assert_eq!(st.queue.len(), 2);
+    }
+
+    #[test]
+    fn mqtt_2_2_1_packet_ids_skip_those_in_flight_and_never_zero() {
+        let session = Session::new("c".into());
+        let mut st = session.state.lock();
+        st.next_packet_id = u16::MAX;
+        let a = st.allocate_packet_id().unwrap();
+        assert_eq!(a, u16::MAX);
+        st.inflight.push_back(Inflight {
+            packet_id: 1,
+            state: InflightState::AwaitingPubAck,
+            item: outgoing(QoS::AtLeastOnce),
+        });
+        assert_eq!(st.allocate_packet_id(), Some(2));
+    }
+}
