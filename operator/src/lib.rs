@@ -10,3 +10,5 @@
 pub mod builders;
 pub mod crd;
 pub mod plan;
+pub mod metrics;
+pub mod reconcile;

@@ -28,7 +28,7 @@ use crate::plan::BrokerPlan;
 pub use config::config_map;
 pub use dynamic::{certificate, certificate_resource, monitor, monitor_resource};
 pub use pdb::pod_disruption_budget;
-pub use services::{client_services, headless_service};
+pub use services::{client_services, headless_service, CLIENT_SERVICE_COMPONENT};
 pub use statefulset::statefulset;
 
 /// Every child of one broker, in apply order.
