@@ -1,11 +1,13 @@
 //! FerrumQ broker library: the MQTT codec, configuration, routing, sessions and the server.
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod alloc;
 pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod listeners;
+pub mod metrics;
 pub mod router;
 pub mod server;
 pub mod session;

@@ -8,6 +8,12 @@ use clap::Parser;
 use ferrumq_broker::config::{BrokerConfig, LogFormat};
 use ferrumq_broker::listeners;
 
+/// Counts every heap allocation, for the `ferrumq_heap_*` metrics (allocations per delivered
+/// message). Its cost is a few thread-local increments per allocation; see `benches/RESULTS.md`.
+#[global_allocator]
+static ALLOCATOR: ferrumq_broker::alloc::CountingAllocator =
+    ferrumq_broker::alloc::CountingAllocator;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ferrumq-broker",
@@ -15,6 +21,8 @@ use ferrumq_broker::listeners;
     about = "FerrumQ MQTT 3.1.1 and 5.0 broker"
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// YAML configuration file (see broker/config/ferrumq.example.yaml); defaults when absent.
     #[arg(short, long, env = "FERRUMQ_CONFIG")]
     config: Option<PathBuf>,
@@ -24,13 +32,30 @@ struct Cli {
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, env = "FERRUMQ_LOG_LEVEL")]
     log_level: Option<String>,
+    /// Bind address of the admin HTTP listener (/metrics, /healthz, /readyz, /drain).
+    #[arg(long, env = "FERRUMQ_ADMIN_LISTEN")]
+    admin_listen: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Ask a running broker to stop accepting clients and disconnect them (a pod's preStop).
+    /// Returns when the broker reports that its clients are gone.
+    Drain {
+        /// The broker's admin address.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        admin: String,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Drain { admin }) = &cli.command {
+        return drain(admin);
+    }
     let mut config = match BrokerConfig::load_or_default(cli.config.as_deref()) {
         Ok(config) => config,
         Err(error) => {
@@ -42,6 +67,9 @@ fn main() -> ExitCode {
         if let Some(first) = config.listeners.first_mut() {
             first.bind = listen;
         }
+    }
+    if let Some(admin) = cli.admin_listen {
+        config.admin.bind = admin;
     }
     if let Err(error) = config.validate() {
         eprintln!("ferrumq-broker: configuration error: {error}");
@@ -110,5 +138,38 @@ fn init_logging(config: &BrokerConfig, level: Option<&str>, json: bool) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+/// `ferrumq-broker drain`: POSTs to the admin endpoint and reports its answer. A plain
+/// HTTP/1.0 request keeps the image free of an HTTP client library for this one call.
+fn drain(admin: &str) -> ExitCode {
+    use std::io::{Read, Write};
+    let result = (|| -> std::io::Result<String> {
+        let mut stream = std::net::TcpStream::connect(admin)?;
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(600)))?;
+        stream.write_all(b"POST /drain HTTP/1.0\r\nContent-Length: 0\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(response)
+    })();
+    match result {
+        Ok(response)
+            if response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200") =>
+        {
+            println!("drained");
+            ExitCode::SUCCESS
+        }
+        Ok(response) => {
+            eprintln!(
+                "ferrumq-broker drain: {}",
+                response.lines().next().unwrap_or("no answer")
+            );
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("ferrumq-broker drain: cannot reach {admin}: {error}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -51,22 +51,16 @@ pub fn values(broker: &Broker) -> Vec<(&'static str, String)> {
         ),
         (
             "$SYS/broker/connections/total",
-            Stats::get(&s.connections_total).to_string(),
+            s.connections_total().to_string(),
         ),
         (
             "$SYS/broker/messages/received",
-            Stats::get(&s.messages_received).to_string(),
+            s.received_total().to_string(),
         ),
-        (
-            "$SYS/broker/messages/sent",
-            Stats::get(&s.messages_sent).to_string(),
-        ),
+        ("$SYS/broker/messages/sent", s.delivered_total().to_string()),
         (
             "$SYS/broker/messages/dropped",
-            (Stats::get(&s.dropped_queue_full)
-                + Stats::get(&s.dropped_expired)
-                + Stats::get(&s.dropped_too_large))
-            .to_string(),
+            s.dropped_total().to_string(),
         ),
         (
             "$SYS/broker/bytes/received",

@@ -15,7 +15,7 @@ use crate::codec::{
     encode, parse_remaining_length, ByteString, ConnAck, ConnAckProperties, Connect, DecodeError,
     Decoder, Packet, ProtocolVersion, QoS, ReasonCode,
 };
-use crate::server::{AttachParams, Broker, Stats};
+use crate::server::{AttachParams, Broker};
 
 /// Answers a CONNECT that could not be decoded: 0x01 in the 3.1.1 form for an unknown
 /// protocol level [MQTT-3.1.2-2], the error's reason code for a 5.0 CONNECT, nothing for 3.1.1
@@ -64,6 +64,7 @@ pub(super) async fn accept<S>(
     rbuf: BytesMut,
     decoder: Decoder,
     connect: Connect,
+    listener_publishes: prometheus::IntCounter,
 ) -> Option<Connection<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -78,7 +79,7 @@ where
         None
     });
     if let Some(reason_code) = refusal {
-        Stats::add(&broker.stats.connects_refused, 1);
+        broker.stats.refused(reason_code);
         tracing::info!(%peer, client_id = %connect.client_id, ?reason_code, "connect refused");
         let mut buf = BytesMut::new();
         let packet = Packet::ConnAck(ConnAck {
@@ -132,7 +133,7 @@ where
             maximum_packet_size: client_maximum_packet_size,
         },
     );
-    Stats::add(&broker.stats.connections_total, 1);
+    broker.stats.connected(version);
 
     let limits = &settings.limits;
     let features = &settings.features;
@@ -188,6 +189,8 @@ where
         client_topic_alias_maximum: props.topic_alias_maximum.unwrap_or(0),
         inbound_aliases: HashMap::new(),
         outbound_aliases: HashMap::new(),
+        written: Vec::new(),
+        listener_publishes,
     };
     conn.send(&Packet::ConnAck(ConnAck {
         session_present,

@@ -124,6 +124,8 @@ where
     }
 
     fn on_publish(&mut self, mut publish: Publish) -> Result<(), Close> {
+        let received = std::time::Instant::now();
+        self.listener_publishes.inc();
         let settings = self.broker.settings();
         if !publish.properties.subscription_identifiers.is_empty() {
             return Err(Close::violation(
@@ -217,6 +219,10 @@ where
         .map_err(|e| Close::violation(ReasonCode::ImplementationSpecificError, e.to_string()))?;
         let routed = self.broker.publish(message);
         let reason = ack_reason(routed);
+        if qos != QoS::AtMostOnce {
+            let latency = received.elapsed().as_secs_f64();
+            self.broker.stats.ack_latency.observe(latency);
+        }
         self.ack(
             qos,
             packet_id,

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use prometheus::IntCounter;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::codec::{
@@ -63,6 +64,15 @@ impl Close {
         }
     }
 
+    /// The metrics label for a close the server sent no reason code for.
+    fn label(&self) -> &'static str {
+        match self {
+            Close::ClientDisconnect { with_will: false } => "client",
+            Close::ClientDisconnect { with_will: true } => "client_with_will",
+            _ => "lost",
+        }
+    }
+
     fn will(&self) -> WillOnClose {
         match self {
             Close::ClientDisconnect { with_will: false } | Close::ServerShutdown => {
@@ -98,11 +108,20 @@ struct Connection<S> {
     client_topic_alias_maximum: u16,
     inbound_aliases: HashMap<u16, ByteString>,
     outbound_aliases: HashMap<ByteString, u16>,
+    /// When each message in the write now under way was received, for the delivery-latency
+    /// histogram once its bytes reach the socket. Reused, so it does not allocate per write.
+    written: Vec<Instant>,
+    /// This listener's PUBLISH counter, resolved once per listener.
+    listener_publishes: IntCounter,
 }
 
 /// Serves one client connection to completion.
-pub async fn serve<S>(broker: Arc<Broker>, mut stream: S, peer: SocketAddr)
-where
+pub async fn serve<S>(
+    broker: Arc<Broker>,
+    mut stream: S,
+    peer: SocketAddr,
+    listener_publishes: IntCounter,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let guard = ConnectionCount::new(&broker);
@@ -117,7 +136,16 @@ where
             return;
         }
     };
-    let Some(mut conn) = handshake::accept(broker, stream, peer, rbuf, decoder, *connect).await
+    let Some(mut conn) = handshake::accept(
+        broker,
+        stream,
+        peer,
+        rbuf,
+        decoder,
+        *connect,
+        listener_publishes,
+    )
+    .await
     else {
         return;
     };
@@ -145,10 +173,7 @@ where
             Ok(None) => {}
             Err(error) => {
                 handshake::refuse_malformed(stream, rbuf, &error).await;
-                broker
-                    .stats
-                    .connects_refused
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                broker.stats.refused(error.reason_code());
                 return Err(error.to_string());
             }
         }
@@ -245,6 +270,9 @@ where
         })
         .await;
         tracing::info!(client_id = %self.client_id, peer = %self.peer, reason = ?close, "client disconnected");
+        self.broker
+            .stats
+            .disconnected(self.version, close.server_reason(), close.label());
         self.broker
             .detach(&self.attached, self.will.take(), close.will());
     }

@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::{Close, Connection};
 use crate::codec::{Delivery, Packet, PubResponse, QoS, ReasonCode};
+use crate::metrics::DropReason;
 use crate::server::Stats;
 use crate::session::{Inflight, InflightState, Outgoing};
 
@@ -69,6 +70,14 @@ where
                 Ok(n) => Stats::add(&self.broker.stats.bytes_sent, n as u64),
                 Err(error) => return Err(Close::Lost(error.to_string())),
             }
+            let now = Instant::now();
+            for received in self.written.drain(..) {
+                let latency = now.saturating_duration_since(received);
+                self.broker
+                    .stats
+                    .delivery_latency
+                    .observe(latency.as_secs_f64());
+            }
             if !more {
                 return Ok(());
             }
@@ -106,7 +115,7 @@ where
                 return Ok(false);
             };
             let Some(expiry) = item.message.remaining_expiry(now) else {
-                Stats::add(&self.broker.stats.dropped_expired, 1);
+                self.broker.stats.dropped(DropReason::Expired);
                 continue;
             };
             let packet_id = match item.qos {
@@ -162,7 +171,7 @@ where
         if message.wire.encoded_len(self.version, &delivery)
             > self.client_maximum_packet_size as usize
         {
-            Stats::add(&self.broker.stats.dropped_too_large, 1);
+            self.broker.stats.dropped(DropReason::TooLarge);
             return false;
         }
         if message
@@ -177,7 +186,8 @@ where
         if !message.payload.is_empty() {
             self.chunks.push_back(message.payload.clone());
         }
-        Stats::add(&self.broker.stats.messages_sent, 1);
+        self.broker.stats.delivered(item.qos);
+        self.written.push(message.received_at);
         true
     }
 

@@ -36,6 +36,8 @@ pub struct RunningBroker {
     pub broker: Arc<Broker>,
     /// Each listener's name and bound address.
     pub listeners: Vec<(String, SocketAddr)>,
+    /// The admin HTTP listener's bound address (`/metrics`, `/healthz`, `/readyz`, `/drain`).
+    pub admin: SocketAddr,
 }
 
 /// Binds every listener and starts accepting.
@@ -61,7 +63,24 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
                 })?;
         bound.push((listener.name.clone(), socket));
     }
+    let admin_bind = config.admin.bind.clone();
+    let admin_socket = TcpListener::bind(&admin_bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            name: "admin".into(),
+            bind: admin_bind.clone(),
+            source,
+        })?;
+    let admin = admin_socket
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            name: "admin".into(),
+            bind: admin_bind,
+            source,
+        })?;
     let broker = Broker::new(config);
+    tracing::info!(%admin, "admin endpoints listening");
+    tokio::spawn(crate::admin::serve(Arc::clone(&broker), admin_socket));
     let mut listeners = Vec::new();
     for (name, socket) in bound {
         let addr = socket.local_addr().map_err(|source| StartError::Bind {
@@ -70,20 +89,30 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             source,
         })?;
         tracing::info!(listener = %name, %addr, "listening for MQTT");
+        tokio::spawn(accept_loop(Arc::clone(&broker), socket, name.clone()));
         listeners.push((name, addr));
-        tokio::spawn(accept_loop(Arc::clone(&broker), socket));
     }
     crate::sys::spawn(&broker);
-    Ok(RunningBroker { broker, listeners })
+    Ok(RunningBroker {
+        broker,
+        listeners,
+        admin,
+    })
 }
 
-async fn accept_loop(broker: Arc<Broker>, socket: TcpListener) {
+async fn accept_loop(broker: Arc<Broker>, socket: TcpListener, name: String) {
+    let publishes = broker.stats.listener_publishes(&name);
     loop {
         tokio::select! {
             accepted = socket.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    broker.tasks.spawn(connection::serve(Arc::clone(&broker), stream, peer));
+                    broker.tasks.spawn(connection::serve(
+                        Arc::clone(&broker),
+                        stream,
+                        peer,
+                        publishes.clone(),
+                    ));
                 }
                 Err(error) => {
                     // Out of file descriptors and similar: back off instead of spinning.

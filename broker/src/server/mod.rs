@@ -3,7 +3,6 @@
 //! Will Messages).
 
 mod lifecycle;
-mod stats;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,8 +13,9 @@ use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use crate::metrics::Stats;
+use crate::metrics::{DropReason, StateCollector};
 pub use lifecycle::{AttachParams, Attached, WillOnClose};
-pub use stats::Stats;
 
 use crate::codec::{ByteString, QoS};
 use crate::config::{BrokerConfig, BrokerSettings};
@@ -49,18 +49,29 @@ pub struct Routed {
 
 impl Broker {
     pub fn new(config: BrokerConfig) -> Arc<Broker> {
-        Arc::new(Broker {
+        let broker = Arc::new(Broker {
             config,
             sessions: DashMap::new(),
             router: RwLock::new(SubscriptionTree::new()),
             retained: RwLock::new(RetainedStore::new()),
-            stats: Stats::default(),
+            stats: Stats::new().expect("metric names are unique"),
             started: Instant::now(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             connections: AtomicUsize::new(0),
             assigned_ids: AtomicU64::new(0),
-        })
+        });
+        let registry = &broker.stats.registry;
+        if let Err(error) = registry.register(Box::new(StateCollector::new(&broker))) {
+            tracing::warn!(%error, "state metrics unavailable");
+        }
+        #[cfg(target_os = "linux")]
+        if let Err(error) = registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )) {
+            tracing::warn!(%error, "process metrics unavailable");
+        }
+        broker
     }
 
     pub fn settings(&self) -> &BrokerSettings {
@@ -98,11 +109,6 @@ impl Broker {
         for m in matches {
             self.deliver_match(message, m, &mut routed);
         }
-        if routed.delivered == 0 {
-            self.stats
-                .dropped_no_subscribers
-                .fetch_add(1, Ordering::Relaxed);
-        }
         routed
     }
 
@@ -133,20 +139,16 @@ impl Broker {
             Enqueued::Queued => routed.delivered += 1,
             Enqueued::QueuedDroppingOldest => {
                 routed.delivered += 1;
-                self.stats
-                    .dropped_queue_full
-                    .fetch_add(1, Ordering::Relaxed);
+                self.stats.dropped(DropReason::QueueFull);
             }
             Enqueued::Rejected => {
-                self.stats
-                    .dropped_queue_full
-                    .fetch_add(1, Ordering::Relaxed);
+                self.stats.dropped(DropReason::QueueFull);
                 if qos != QoS::AtMostOnce {
                     routed.rejected += 1;
                 }
             }
             Enqueued::Expired => {
-                self.stats.dropped_expired.fetch_add(1, Ordering::Relaxed);
+                self.stats.dropped(DropReason::Expired);
             }
         }
     }
@@ -165,10 +167,14 @@ impl Broker {
     /// Publishes a message from any source (client, Will, $SYS): retains it if asked, routes it.
     pub fn publish(&self, message: Message) -> Routed {
         let message = Arc::new(message);
-        self.stats.messages_received.fetch_add(1, Ordering::Relaxed);
+        self.stats.received(message.qos);
         if message.retain && self.settings().features.retain_available {
             self.retain(&message);
         }
-        self.route(&message)
+        let routed = self.route(&message);
+        if routed.delivered == 0 && routed.rejected == 0 {
+            self.stats.dropped(DropReason::NoSubscribers);
+        }
+        routed
     }
 }
