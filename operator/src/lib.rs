@@ -9,6 +9,7 @@
 
 pub mod builders;
 pub mod crd;
-pub mod plan;
 pub mod metrics;
+pub mod plan;
 pub mod reconcile;
+pub mod runtime;

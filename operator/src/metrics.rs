@@ -31,8 +31,8 @@ impl Default for Metrics {
 impl Metrics {
     /// Creates and registers all metrics.
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("ferrumq_operator".to_owned()), None)
-            .unwrap_or_default();
+        let registry =
+            Registry::new_custom(Some("ferrumq_operator".to_owned()), None).unwrap_or_default();
         let reconciles = IntCounter::new("reconciles_total", "Reconciles started")
             .unwrap_or_else(|_| unreachable_metric());
         let errors = IntCounterVec::new(

@@ -56,7 +56,10 @@ fn children_match_golden_files() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut stale = Vec::new();
     let examples = common::example_names("valid");
-    assert!(examples.len() >= 5, "expected the example table, got {examples:?}");
+    assert!(
+        examples.len() >= 5,
+        "expected the example table, got {examples:?}"
+    );
     for example in examples {
         let rendered = render(&example);
         let path = common::operator_dir().join(format!("tests/golden/{example}.yaml"));

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fake::Cluster;
-use ferrumq_operator::crd::{AuthSpec, ListenerSpec, MqttBroker, MonitorSpec, MonitoringSpec};
+use ferrumq_operator::crd::{AuthSpec, ListenerSpec, MonitorSpec, MonitoringSpec, MqttBroker};
 use ferrumq_operator::metrics::Metrics;
 use ferrumq_operator::reconcile::{error_policy, reconcile, Context, RESYNC_INTERVAL};
 use kube::runtime::controller::Action;
@@ -39,7 +39,10 @@ impl Harness {
         let client = fake::client(cluster.clone());
         let mut ctx = Context::new(client, Metrics::new(), Some("test".into()));
         ctx.default_image_tag = "0.0.0-test".into();
-        Harness { cluster, ctx: Arc::new(ctx) }
+        Harness {
+            cluster,
+            ctx: Arc::new(ctx),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cluster> {
@@ -49,12 +52,19 @@ impl Harness {
     /// Stores `broker` as the API server would hold it.
     fn store(&self, broker: &MqttBroker) {
         let name = broker.metadata.name.clone().unwrap_or_default();
-        self.lock().put(&broker_path(&name), serde_json::to_value(broker).expect("json"));
+        self.lock().put(
+            &broker_path(&name),
+            serde_json::to_value(broker).expect("json"),
+        );
     }
 
     /// The broker as a watch would deliver it now (with the patched status).
     fn fetch(&self, name: &str) -> MqttBroker {
-        let value = self.lock().get(&broker_path(name)).cloned().expect("broker stored");
+        let value = self
+            .lock()
+            .get(&broker_path(name))
+            .cloned()
+            .expect("broker stored");
         serde_json::from_value(value).expect("broker parses")
     }
 
@@ -68,7 +78,10 @@ impl Harness {
     /// Stores the spec/metadata of `broker` but keeps the stored status.
     fn store_spec(&self, broker: &MqttBroker) {
         let name = broker.metadata.name.clone().unwrap_or_default();
-        let status = self.lock().get(&broker_path(&name)).and_then(|v| v.get("status").cloned());
+        let status = self
+            .lock()
+            .get(&broker_path(&name))
+            .and_then(|v| v.get("status").cloned());
         let mut value = serde_json::to_value(broker).expect("json");
         if let (Some(status), Some(map)) = (status, value.as_object_mut()) {
             map.insert("status".into(), status);
@@ -81,7 +94,11 @@ impl Harness {
     }
 
     fn condition(&self, name: &str, type_: &str) -> Value {
-        let broker = self.lock().get(&broker_path(name)).cloned().expect("broker");
+        let broker = self
+            .lock()
+            .get(&broker_path(name))
+            .cloned()
+            .expect("broker");
         broker["status"]["conditions"]
             .as_array()
             .and_then(|c| c.iter().find(|c| c["type"] == type_).cloned())
@@ -104,13 +121,26 @@ async fn create_from_nothing_applies_children_in_order() {
     let kinds: Vec<String> = cluster.child_writes().iter().map(|w| w.kind()).collect();
     assert_eq!(
         kinds,
-        ["ConfigMap", "Service", "Service", "StatefulSet", "PodDisruptionBudget"],
+        [
+            "ConfigMap",
+            "Service",
+            "Service",
+            "StatefulSet",
+            "PodDisruptionBudget"
+        ],
         "apply order"
     );
     for w in cluster.child_writes() {
         assert_eq!(w.method, "PATCH", "server-side apply only");
-        assert_eq!(w.body["metadata"]["ownerReferences"][0]["kind"], "MqttBroker");
-        assert!(!w.body.to_string().contains("null"), "no nulls in {}", w.path);
+        assert_eq!(
+            w.body["metadata"]["ownerReferences"][0]["kind"],
+            "MqttBroker"
+        );
+        assert!(
+            !w.body.to_string().contains("null"),
+            "no nulls in {}",
+            w.path
+        );
     }
     assert!(cluster.get(&svc_path("minimal-headless")).is_some());
     assert!(cluster.get(&svc_path("minimal-mqtt")).is_some());
@@ -119,7 +149,10 @@ async fn create_from_nothing_applies_children_in_order() {
     let status = &cluster.status_writes()[0].body["status"];
     assert_eq!(status["observedGeneration"], 1);
     assert_eq!(status["desiredReplicas"], 1);
-    assert_eq!(status["selector"], "app.kubernetes.io/instance=minimal,app.kubernetes.io/name=ferrumq-broker");
+    assert_eq!(
+        status["selector"],
+        "app.kubernetes.io/instance=minimal,app.kubernetes.io/name=ferrumq-broker"
+    );
     assert_eq!(status["image"], "ferrumq/ferrumq-broker:0.0.0-test");
     assert_eq!(status["configHash"].as_str().map(str::len), Some(16));
     drop(cluster);
@@ -142,7 +175,10 @@ async fn ready_statefulset_makes_broker_available() {
     }
     h.run(&broker).await.expect("second reconcile");
     assert_eq!(h.condition("minimal", "Available")["status"], "True");
-    assert_eq!(h.condition("minimal", "Available")["reason"], "AllReplicasReady");
+    assert_eq!(
+        h.condition("minimal", "Available")["reason"],
+        "AllReplicasReady"
+    );
     assert_eq!(h.condition("minimal", "Progressing")["status"], "False");
     let stored = h.fetch("minimal");
     let status = stored.status.expect("status");
@@ -175,8 +211,17 @@ async fn spec_change_rolls_statefulset_via_config_hash() {
     let after = template_hash(&h, "minimal");
     assert_ne!(before, after);
     assert_eq!(h.lock().event_reasons(), ["ConfigRollout"]);
-    let cm = h.lock().get(&format!("/api/v1/namespaces/{NS}/configmaps/minimal-config")).cloned().expect("cm");
-    assert!(cm["data"]["ferrumq.yaml"].as_str().expect("yaml").contains("maxConnections: 10"));
+    let cm = h
+        .lock()
+        .get(&format!(
+            "/api/v1/namespaces/{NS}/configmaps/minimal-config"
+        ))
+        .cloned()
+        .expect("cm");
+    assert!(cm["data"]["ferrumq.yaml"]
+        .as_str()
+        .expect("yaml")
+        .contains("maxConnections: 10"));
 }
 
 #[tokio::test]
@@ -190,12 +235,22 @@ async fn invalid_spec_sets_degraded_and_writes_no_children() {
         service: Default::default(),
     }];
     let action = h.run(&broker).await.expect("invalid spec is not an error");
-    assert_eq!(action, Action::await_change(), "waits for a change, no retry loop");
+    assert_eq!(
+        action,
+        Action::await_change(),
+        "waits for a change, no retry loop"
+    );
     assert!(h.lock().child_writes().is_empty(), "no child writes");
     let degraded = h.condition("minimal", "Degraded");
     assert_eq!(degraded["status"], "True");
     assert_eq!(degraded["reason"], "InvalidSpec");
-    assert!(degraded["message"].as_str().expect("message").starts_with("spec.tls:"), "{degraded}");
+    assert!(
+        degraded["message"]
+            .as_str()
+            .expect("message")
+            .starts_with("spec.tls:"),
+        "{degraded}"
+    );
     assert_eq!(h.lock().event_reasons(), ["InvalidSpec"]);
 
     // Same invalid spec again: nothing new to say, so nothing is written.
@@ -211,10 +266,13 @@ async fn invalid_broker_setting_names_the_spec_field() {
     broker.spec.broker.limits.receive_maximum = 0;
     h.run(&broker).await.expect("reconcile");
     let degraded = h.condition("minimal", "Degraded");
-    assert!(degraded["message"]
-        .as_str()
-        .expect("message")
-        .starts_with("spec.broker.limits.receiveMaximum:"), "{degraded}");
+    assert!(
+        degraded["message"]
+            .as_str()
+            .expect("message")
+            .starts_with("spec.broker.limits.receiveMaximum:"),
+        "{degraded}"
+    );
     assert!(h.lock().child_writes().is_empty());
 }
 
@@ -229,7 +287,10 @@ async fn missing_secret_degrades_then_recovers_when_created() {
     });
     let action = h.run(&broker).await.expect("reconcile");
     assert_eq!(action, Action::await_change(), "the Secret watch wakes us");
-    assert_eq!(h.condition("minimal", "Degraded")["reason"], "SecretNotFound");
+    assert_eq!(
+        h.condition("minimal", "Degraded")["reason"],
+        "SecretNotFound"
+    );
     assert!(h.lock().child_writes().is_empty());
 
     let secret = common::secret("users", NS, &[("passwords", "alice:hash")]);
@@ -242,9 +303,21 @@ async fn missing_secret_degrades_then_recovers_when_created() {
     assert_eq!(h.condition("minimal", "Degraded")["status"], "False");
     assert!(h.lock().event_reasons().contains(&"Recovered".to_owned()));
     let sts = h.lock().get(&sts_path("minimal")).cloned().expect("sts");
-    assert_eq!(sts["spec"]["template"]["spec"]["volumes"][3]["secret"]["secretName"], "users");
-    let cm = h.lock().get(&format!("/api/v1/namespaces/{NS}/configmaps/minimal-config")).cloned().expect("cm");
-    assert!(cm["data"]["ferrumq.yaml"].as_str().expect("yaml").contains("passwordFile: /etc/ferrumq/auth/passwords"));
+    assert_eq!(
+        sts["spec"]["template"]["spec"]["volumes"][3]["secret"]["secretName"],
+        "users"
+    );
+    let cm = h
+        .lock()
+        .get(&format!(
+            "/api/v1/namespaces/{NS}/configmaps/minimal-config"
+        ))
+        .cloned()
+        .expect("cm");
+    assert!(cm["data"]["ferrumq.yaml"]
+        .as_str()
+        .expect("yaml")
+        .contains("passwordFile: /etc/ferrumq/auth/passwords"));
 }
 
 #[tokio::test]
@@ -293,8 +366,14 @@ async fn stopped_scales_to_zero_and_removes_pdb() {
     h.run(&broker).await.expect("stop");
     let sts = h.lock().get(&sts_path("minimal")).cloned().expect("sts");
     assert_eq!(sts["spec"]["replicas"], 0);
-    assert!(h.lock().get(&pdb_path("minimal")).is_none(), "PDB deleted while stopped");
-    assert!(h.lock().get(&svc_path("minimal-mqtt")).is_some(), "Services kept");
+    assert!(
+        h.lock().get(&pdb_path("minimal")).is_none(),
+        "PDB deleted while stopped"
+    );
+    assert!(
+        h.lock().get(&svc_path("minimal-mqtt")).is_some(),
+        "Services kept"
+    );
     assert_eq!(h.condition("minimal", "Available")["reason"], "Stopped");
 }
 
@@ -312,7 +391,10 @@ async fn paused_broker_is_left_alone() {
         // Not even a read of the children happened: nothing exists.
         assert!(cluster.get(&sts_path("minimal")).is_none());
     }
-    assert_eq!(h.condition("minimal", "Progressing")["reason"], "ReconciliationPaused");
+    assert_eq!(
+        h.condition("minimal", "Progressing")["reason"],
+        "ReconciliationPaused"
+    );
     h.clear_writes();
     h.run(&broker).await.expect("again");
     assert!(h.lock().writes.is_empty(), "no writes at all once recorded");
@@ -334,12 +416,19 @@ async fn removed_listener_service_is_deleted() {
     h.clear_writes();
     h.run(&broker).await.expect("shrink");
     assert!(h.lock().get(&svc_path("minimal-ws")).is_none());
-    assert!(h.lock().writes.iter().any(|w| w.method == "DELETE" && w.path == svc_path("minimal-ws")));
+    assert!(h
+        .lock()
+        .writes
+        .iter()
+        .any(|w| w.method == "DELETE" && w.path == svc_path("minimal-ws")));
 }
 
 fn with_service_monitor(mut broker: MqttBroker, enabled: bool) -> MqttBroker {
     broker.spec.monitoring = Some(MonitoringSpec {
-        service_monitor: Some(MonitorSpec { enabled, ..MonitorSpec::default() }),
+        service_monitor: Some(MonitorSpec {
+            enabled,
+            ..MonitorSpec::default()
+        }),
         pod_monitor: None,
     });
     broker
@@ -350,17 +439,26 @@ async fn service_monitor_only_when_its_crd_exists() {
     let h = Harness::new(Cluster::default());
     let broker = with_service_monitor(minimal(), true);
     h.run(&broker).await.expect("reconcile");
-    assert!(!h.lock().child_writes().iter().any(|w| w.kind() == "ServiceMonitor"));
+    assert!(!h
+        .lock()
+        .child_writes()
+        .iter()
+        .any(|w| w.kind() == "ServiceMonitor"));
     let degraded = h.condition("minimal", "Degraded");
     assert_eq!(degraded["status"], "False");
-    assert!(degraded["message"].as_str().expect("msg").contains("ServiceMonitor requested"));
+    assert!(degraded["message"]
+        .as_str()
+        .expect("msg")
+        .contains("ServiceMonitor requested"));
 
     let h = Harness::new(Cluster::default().with_prometheus_operator());
     h.run(&broker).await.expect("reconcile");
     let sm_path = format!("/apis/monitoring.coreos.com/v1/namespaces/{NS}/servicemonitors/minimal");
     assert!(h.lock().get(&sm_path).is_some());
     // Switching it off deletes it.
-    h.run(&with_service_monitor(minimal(), false)).await.expect("disable");
+    h.run(&with_service_monitor(minimal(), false))
+        .await
+        .expect("disable");
     assert!(h.lock().get(&sm_path).is_none());
 }
 
@@ -374,13 +472,25 @@ async fn cert_manager_issuer_creates_certificate() {
     let cert = h.lock().get(&path).cloned().expect("certificate");
     assert_eq!(cert["spec"]["issuerRef"]["kind"], "ClusterIssuer");
     let kinds: Vec<String> = h.lock().child_writes().iter().map(|w| w.kind()).collect();
-    let cert_at = kinds.iter().position(|k| k == "Certificate").expect("cert applied");
-    let sts_at = kinds.iter().position(|k| k == "StatefulSet").expect("sts applied");
-    assert!(cert_at < sts_at, "certificate before the pods that mount it: {kinds:?}");
+    let cert_at = kinds
+        .iter()
+        .position(|k| k == "Certificate")
+        .expect("cert applied");
+    let sts_at = kinds
+        .iter()
+        .position(|k| k == "StatefulSet")
+        .expect("sts applied");
+    assert!(
+        cert_at < sts_at,
+        "certificate before the pods that mount it: {kinds:?}"
+    );
 
     let h = Harness::new(Cluster::default());
     h.run(&broker).await.expect("reconcile");
-    assert_eq!(h.condition("certs", "Degraded")["reason"], "CertManagerMissing");
+    assert_eq!(
+        h.condition("certs", "Degraded")["reason"],
+        "CertManagerMissing"
+    );
 }
 
 #[tokio::test]
@@ -393,7 +503,17 @@ async fn api_errors_fail_and_back_off() {
     assert!(err.to_string().contains("apply StatefulSet"), "{err}");
     assert_eq!(h.condition("minimal", "Degraded")["reason"], "ApplyFailed");
     let b = Arc::new(h.fetch("minimal"));
-    assert_eq!(error_policy(b.clone(), &err, h.ctx.clone()), Action::requeue(Duration::from_secs(5)));
-    assert_eq!(error_policy(b.clone(), &err, h.ctx.clone()), Action::requeue(Duration::from_secs(10)));
-    assert!(h.ctx.metrics.render().contains("ferrumq_operator_reconcile_errors_total{kind=\"api\"} 2"));
+    assert_eq!(
+        error_policy(b.clone(), &err, h.ctx.clone()),
+        Action::requeue(Duration::from_secs(5))
+    );
+    assert_eq!(
+        error_policy(b.clone(), &err, h.ctx.clone()),
+        Action::requeue(Duration::from_secs(10))
+    );
+    assert!(h
+        .ctx
+        .metrics
+        .render()
+        .contains("ferrumq_operator_reconcile_errors_total{kind=\"api\"} 2"));
 }

@@ -80,7 +80,10 @@ pub struct ListenerSpec {
     /// Listener name: 1-15 lowercase letters, digits or `-`, starting with a
     /// letter; used as the port name and in the Service name `<broker>-<name>`.
     /// `admin` is reserved for the metrics/health port.
-    #[schemars(length(min = 1, max = 15), regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 15),
+        regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Transport: mqtt, mqtts (needs spec.tls), ws or wss (needs spec.tls).
     #[serde(default)]

@@ -89,9 +89,17 @@ pub async fn delete_orphans(
 ) -> Result<Vec<String>, Error> {
     let ns = plan.namespace.as_str();
     let mut deleted = Vec::new();
-    let wanted: Vec<String> = children.client_services.iter().map(|s| s.name_any()).collect();
+    let wanted: Vec<String> = children
+        .client_services
+        .iter()
+        .map(|s| s.name_any())
+        .collect();
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
-    for name in snapshot.client_services.iter().filter(|n| !wanted.contains(n)) {
+    for name in snapshot
+        .client_services
+        .iter()
+        .filter(|n| !wanted.contains(n))
+    {
         delete(&services, name, "Service").await?;
         deleted.push(format!("Service/{name}"));
     }

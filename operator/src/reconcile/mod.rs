@@ -103,7 +103,9 @@ pub async fn reconcile(broker: Arc<MqttBroker>, ctx: Arc<Context>) -> Result<Act
     let started = Instant::now();
     ctx.metrics.reconciles.inc();
     let result = reconcile_inner(&broker, &ctx).await;
-    ctx.metrics.duration.observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .duration
+        .observe(started.elapsed().as_secs_f64());
     if result.is_ok() {
         ctx.reset_failures(&key(&broker));
     }
@@ -173,15 +175,45 @@ async fn reconcile_inner(broker: &MqttBroker, ctx: &Context) -> Result<Action, E
     });
     match old_hash {
         None if snapshot.statefulset.is_none() => {
-            publish(ctx, broker, EventType::Normal, "Created", "Create", format!("created StatefulSet, Services and config for {} replicas", plan.replicas)).await;
+            publish(
+                ctx,
+                broker,
+                EventType::Normal,
+                "Created",
+                "Create",
+                format!(
+                    "created StatefulSet, Services and config for {} replicas",
+                    plan.replicas
+                ),
+            )
+            .await;
         }
         Some(old) if old != plan.config_hash => {
-            publish(ctx, broker, EventType::Normal, "ConfigRollout", "RollOut", format!("config changed ({old} -> {}); rolling the brokers", plan.config_hash)).await;
+            publish(
+                ctx,
+                broker,
+                EventType::Normal,
+                "ConfigRollout",
+                "RollOut",
+                format!(
+                    "config changed ({old} -> {}); rolling the brokers",
+                    plan.config_hash
+                ),
+            )
+            .await;
         }
         _ => {}
     }
     if previous.is_some_and(|p| p.is_true(ct::DEGRADED)) {
-        publish(ctx, broker, EventType::Normal, "Recovered", "Reconcile", "spec is valid again and has been applied".to_owned()).await;
+        publish(
+            ctx,
+            broker,
+            EventType::Normal,
+            "Recovered",
+            "Reconcile",
+            "spec is valid again and has been applied".to_owned(),
+        )
+        .await;
     }
     Ok(Action::requeue(RESYNC_INTERVAL))
 }
@@ -205,10 +237,22 @@ async fn report_spec_error(
     let unchanged = previous
         .and_then(|p| p.condition(ct::DEGRADED))
         .zip(status.condition(ct::DEGRADED))
-        .is_some_and(|(a, b)| a.message == b.message && a.status == b.status && a.observed_generation == b.observed_generation);
+        .is_some_and(|(a, b)| {
+            a.message == b.message
+                && a.status == b.status
+                && a.observed_generation == b.observed_generation
+        });
     if !unchanged {
         patch_status(ctx, ns, &name, &status).await?;
-        publish(ctx, broker, EventType::Warning, error.reason, "Validate", error.to_string()).await;
+        publish(
+            ctx,
+            broker,
+            EventType::Warning,
+            error.reason,
+            "Validate",
+            error.to_string(),
+        )
+        .await;
     }
     warn!(broker = %key(broker), field = %error.field, reason = error.reason, "{}", error.message);
     Ok(match error.retry_after {
@@ -227,7 +271,9 @@ async fn patch_status(
     let patch = json!({ "status": status });
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .map_err(error::kube_step(format!("patch MqttBroker status {ns}/{name}")))?;
+        .map_err(error::kube_step(format!(
+            "patch MqttBroker status {ns}/{name}"
+        )))?;
     Ok(())
 }
 

@@ -19,7 +19,10 @@ pub fn reconciled_status(
     let replicas = sts_status.replicas;
     let ready = sts_status.ready_replicas.unwrap_or(0);
     let updated = sts_status.updated_replicas.unwrap_or(0);
-    let sts_current = match (sts_status.observed_generation, statefulset.metadata.generation) {
+    let sts_current = match (
+        sts_status.observed_generation,
+        statefulset.metadata.generation,
+    ) {
         (Some(observed), Some(generation)) => observed >= generation,
         (None, Some(_)) => false,
         _ => true,
@@ -39,17 +42,40 @@ pub fn reconciled_status(
     };
 
     let (available, reason, message) = if plan.stopped {
-        (false, "Stopped", "clusterOperation.stopped is set; scaled to zero".to_owned())
+        (
+            false,
+            "Stopped",
+            "clusterOperation.stopped is set; scaled to zero".to_owned(),
+        )
     } else if ready >= desired && desired > 0 {
-        (true, "AllReplicasReady", format!("{ready}/{desired} brokers ready"))
+        (
+            true,
+            "AllReplicasReady",
+            format!("{ready}/{desired} brokers ready"),
+        )
     } else if ready > 0 {
-        (true, "MinimumReplicasReady", format!("{ready}/{desired} brokers ready"))
+        (
+            true,
+            "MinimumReplicasReady",
+            format!("{ready}/{desired} brokers ready"),
+        )
     } else if desired == 0 {
         (false, "ScaledToZero", "spec.replicas is 0".to_owned())
     } else {
-        (false, "NoReplicasReady", format!("0/{desired} brokers ready"))
+        (
+            false,
+            "NoReplicasReady",
+            format!("0/{desired} brokers ready"),
+        )
     };
-    status.set_condition(previous, ct::AVAILABLE, ConditionStatus::from_bool(available), reason, message, gen);
+    status.set_condition(
+        previous,
+        ct::AVAILABLE,
+        ConditionStatus::from_bool(available),
+        reason,
+        message,
+        gen,
+    );
 
     let rolling = !sts_current || updated < desired || ready < desired || replicas != desired;
     let (reason, message) = if rolling {
@@ -60,16 +86,33 @@ pub fn reconciled_status(
     } else if plan.stopped {
         ("Stopped", "no pods running".to_owned())
     } else {
-        ("RolloutComplete", format!("{desired} brokers on config {}", plan.config_hash))
+        (
+            "RolloutComplete",
+            format!("{desired} brokers on config {}", plan.config_hash),
+        )
     };
-    status.set_condition(previous, ct::PROGRESSING, ConditionStatus::from_bool(rolling), reason, message, gen);
+    status.set_condition(
+        previous,
+        ct::PROGRESSING,
+        ConditionStatus::from_bool(rolling),
+        reason,
+        message,
+        gen,
+    );
 
     let message = if plan.warnings.is_empty() {
         "spec applied".to_owned()
     } else {
         plan.warnings.join("; ")
     };
-    status.set_condition(previous, ct::DEGRADED, ConditionStatus::False, "Reconciled", message, gen);
+    status.set_condition(
+        previous,
+        ct::DEGRADED,
+        ConditionStatus::False,
+        "Reconciled",
+        message,
+        gen,
+    );
     status
 }
 
@@ -100,7 +143,14 @@ pub fn spec_error_status(
         generation,
     );
     if status.condition(ct::AVAILABLE).is_none() {
-        status.set_condition(previous, ct::AVAILABLE, ConditionStatus::Unknown, "NotReconciled", "nothing deployed yet", generation);
+        status.set_condition(
+            previous,
+            ct::AVAILABLE,
+            ConditionStatus::Unknown,
+            "NotReconciled",
+            "nothing deployed yet",
+            generation,
+        );
     }
     status
 }
@@ -112,7 +162,14 @@ pub fn api_error_status(
     previous: Option<&MqttBrokerStatus>,
 ) -> MqttBrokerStatus {
     let mut status = previous.cloned().unwrap_or_default();
-    status.set_condition(previous, ct::DEGRADED, ConditionStatus::True, "ApplyFailed", message, generation);
+    status.set_condition(
+        previous,
+        ct::DEGRADED,
+        ConditionStatus::True,
+        "ApplyFailed",
+        message,
+        generation,
+    );
     status
 }
 

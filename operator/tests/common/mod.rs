@@ -72,9 +72,12 @@ pub fn complete_snapshot(broker: &MqttBroker) -> Snapshot {
         }
         secret(&a.secret_name, &ns, &keys)
     });
-    let tls_secret = broker.spec.tls.as_ref().and_then(|t| t.secret_name.as_ref()).map(|n| {
-        secret(n, &ns, &[("tls.crt", "CERT"), ("tls.key", "KEY")])
-    });
+    let tls_secret = broker
+        .spec
+        .tls
+        .as_ref()
+        .and_then(|t| t.secret_name.as_ref())
+        .map(|n| secret(n, &ns, &[("tls.crt", "CERT"), ("tls.key", "KEY")]));
     Snapshot {
         auth_secret,
         tls_secret,

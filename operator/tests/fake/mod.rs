@@ -135,17 +135,28 @@ impl Cluster {
     }
 
     pub fn status_writes(&self) -> Vec<&Write> {
-        self.writes.iter().filter(|w| w.path.ends_with("/status")).collect()
+        self.writes
+            .iter()
+            .filter(|w| w.path.ends_with("/status"))
+            .collect()
     }
 
     pub fn events(&self) -> Vec<&Write> {
-        self.writes.iter().filter(|w| w.path.contains("/events")).collect()
+        self.writes
+            .iter()
+            .filter(|w| w.path.contains("/events"))
+            .collect()
     }
 
     pub fn event_reasons(&self) -> Vec<String> {
         self.events()
             .iter()
-            .filter_map(|w| w.body.get("reason").and_then(Value::as_str).map(str::to_owned))
+            .filter_map(|w| {
+                w.body
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
             .collect()
     }
 
@@ -178,7 +189,11 @@ impl Cluster {
         }
         let last = *segments.last().unwrap_or(&"");
         if method == "POST" && last == "events" {
-            self.writes.push(Write { method: method.into(), path: path.into(), body: body.clone() });
+            self.writes.push(Write {
+                method: method.into(),
+                path: path.into(),
+                body: body.clone(),
+            });
             return (201, body);
         }
         if method == "GET" && COLLECTIONS.contains(&last) {
@@ -204,7 +219,11 @@ impl Cluster {
             );
         }
         if last == "status" && method == "PATCH" {
-            self.writes.push(Write { method: method.into(), path: path.into(), body: body.clone() });
+            self.writes.push(Write {
+                method: method.into(),
+                path: path.into(),
+                body: body.clone(),
+            });
             let obj_path = path.trim_end_matches("/status");
             let Some(obj) = self.objects.get_mut(obj_path) else {
                 return not_found(obj_path);
@@ -220,7 +239,11 @@ impl Cluster {
                 None => not_found(path),
             },
             "PATCH" => {
-                self.writes.push(Write { method: method.into(), path: path.into(), body: body.clone() });
+                self.writes.push(Write {
+                    method: method.into(),
+                    path: path.into(),
+                    body: body.clone(),
+                });
                 let mut obj = body;
                 let existing = self.objects.get(path).cloned();
                 self.next_uid += 1;
@@ -228,8 +251,13 @@ impl Cluster {
                     .as_ref()
                     .and_then(|e| e.pointer("/metadata/generation").and_then(Value::as_i64))
                     .map_or(1, |g| {
-                        let changed = existing.as_ref().and_then(|e| e.get("spec")) != obj.get("spec");
-                        if changed { g + 1 } else { g }
+                        let changed =
+                            existing.as_ref().and_then(|e| e.get("spec")) != obj.get("spec");
+                        if changed {
+                            g + 1
+                        } else {
+                            g
+                        }
                     });
                 if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
                     meta.insert("generation".into(), json!(generation));
@@ -240,16 +268,21 @@ impl Cluster {
                         .unwrap_or_else(|| json!(format!("uid-{}", self.next_uid)));
                     meta.insert("uid".into(), uid);
                 }
-                if let (Some(status), Some(map)) =
-                    (existing.as_ref().and_then(|e| e.get("status")), obj.as_object_mut())
-                {
+                if let (Some(status), Some(map)) = (
+                    existing.as_ref().and_then(|e| e.get("status")),
+                    obj.as_object_mut(),
+                ) {
                     map.insert("status".into(), status.clone());
                 }
                 self.objects.insert(path.to_owned(), obj.clone());
                 (200, obj)
             }
             "DELETE" => {
-                self.writes.push(Write { method: method.into(), path: path.into(), body: Value::Null });
+                self.writes.push(Write {
+                    method: method.into(),
+                    path: path.into(),
+                    body: Value::Null,
+                });
                 match self.objects.remove(path) {
                     Some(_) => (
                         200,
@@ -258,7 +291,10 @@ impl Cluster {
                     None => not_found(path),
                 }
             }
-            _ => (405, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 405})),
+            _ => (
+                405,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 405}),
+            ),
         }
     }
 }
