@@ -181,7 +181,11 @@ where
         if let Some(reason) = refusal {
             if publish.qos == QoS::AtMostOnce || !self.version.is_v5() {
                 if reason == ReasonCode::NotAuthorized {
-                    return Ok(()); // dropped, as 3.1.1 and QoS 0 have no way to say so
+                    // Dropped, as 3.1.1 and QoS 0 have no way to say so; 3.1.1 QoS 1/2 still
+                    // gets its positive acknowledgement [MQTT-3.3.5-2], or the client would wait
+                    // for it forever. (A PUBREL for it is answered like any other.)
+                    self.ack(publish.qos, publish.packet_id, ReasonCode::Success);
+                    return Ok(());
                 }
                 return Err(Close::violation(
                     reason,

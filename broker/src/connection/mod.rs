@@ -203,6 +203,11 @@ where
 
     async fn run(&mut self) -> Close {
         let wake = Arc::clone(&self.attached.wake);
+        // Clients need not wait for CONNACK (section 3.1.4): packets that arrived in the same
+        // reads as CONNECT are already buffered, and no further read may ever come for them.
+        if let Err(close) = self.handle_buffered() {
+            return close;
+        }
         loop {
             if let Err(close) = self.flush().await {
                 return close;
