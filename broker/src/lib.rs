@@ -8,6 +8,7 @@ pub mod config;
 pub mod connection;
 pub mod listeners;
 pub mod metrics;
+pub mod pool;
 pub mod router;
 pub mod server;
 pub mod session;

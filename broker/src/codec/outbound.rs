@@ -14,11 +14,11 @@ use bytestring::ByteString;
 use super::encode::publish_flags;
 use super::error::EncodeError;
 use super::packet::{PacketType, ProtocolVersion, Publish, QoS};
-use super::properties::{id, PropertyBlock, PublishProperties};
+use super::properties::{checked_varint, id, PropertyBlock, PublishProperties};
 use super::wire::{varint_len, Counter, Sink, VARINT_MAX};
 
 /// The subscriber-independent parts of a PUBLISH, encoded once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OutboundPublish {
     topic: ByteString,
     payload: Bytes,
@@ -129,6 +129,11 @@ impl OutboundPublish {
     ) -> Result<(), EncodeError> {
         if d.qos != QoS::AtMostOnce && d.packet_id == 0 {
             return Err(EncodeError::MissingPacketIdentifier(d.qos.as_u8()));
+        }
+        if v.is_v5() {
+            for sub_id in d.subscription_identifiers {
+                checked_varint(*sub_id)?;
+            }
         }
         let body = self.body_len(v, d);
         if body > VARINT_MAX as usize {

@@ -9,7 +9,8 @@ use tokio::sync::Notify;
 
 use super::{Broker, Routed};
 use crate::codec::{ByteString, ProtocolVersion, PublishProperties, Will};
-use crate::session::{Attachment, Message, Outgoing, Session};
+use crate::pool::MessageRef;
+use crate::session::{Attachment, Message, Outgoing, Session, SessionState};
 
 /// A connection's hold on its session.
 pub struct Attached {
@@ -79,6 +80,12 @@ impl Broker {
             st.kick = None;
             st.expiry_interval = params.expiry_interval;
             st.disconnected_at = None;
+            if params.clean_start || !existed {
+                st.started_generation = generation;
+            }
+            if let Some(timer) = st.will_timer.take() {
+                timer.notify_one();
+            }
             drop(st);
             if !stale.is_empty() {
                 self.router
@@ -196,20 +203,46 @@ impl Broker {
             self.publish(message);
             return;
         }
+        // The session this Will belongs to has ended (expired, or discarded by a Clean Start
+        // reconnect), or a connection has resumed it (the Will is cancelled [MQTT-3.1.3-9]).
+        let ended = move |st: &SessionState| st.removed || st.started_generation > generation;
+        let resumed = move |st: &SessionState| !ended(st) && st.generation != generation;
+        let timer = {
+            let mut st = session.state.lock();
+            if resumed(&st) {
+                return;
+            }
+            if ended(&st) {
+                drop(st);
+                self.publish(message);
+                return;
+            }
+            let timer = Arc::new(Notify::new());
+            st.will_timer = Some(Arc::clone(&timer));
+            timer
+        };
         let broker = Arc::clone(self);
         let session = Arc::clone(session);
         tokio::spawn(async move {
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(u64::from(delay))) => {
-                    let reconnected = {
-                        let st = session.state.lock();
-                        !st.removed && st.generation != generation
-                    };
-                    if !reconnected {
-                        broker.publish(message);
-                    }
+                _ = tokio::time::sleep(Duration::from_secs(u64::from(delay))) => {}
+                // A connection attached: decide below whether that cancels or releases it.
+                _ = timer.notified() => {}
+                _ = broker.shutdown.cancelled() => return,
+            }
+            let publish = {
+                let mut st = session.state.lock();
+                if st
+                    .will_timer
+                    .as_ref()
+                    .is_some_and(|t| Arc::ptr_eq(t, &timer))
+                {
+                    st.will_timer = None;
                 }
-                _ = broker.shutdown.cancelled() => {}
+                !resumed(&st)
+            };
+            if publish {
+                broker.publish(message);
             }
         });
     }
@@ -250,7 +283,10 @@ impl Broker {
 }
 
 /// The Will as an application message, with every Will property carried (section 3.1.3.2).
-fn will_message(client_id: &ByteString, will: Will) -> Result<Message, crate::codec::EncodeError> {
+fn will_message(
+    client_id: &ByteString,
+    will: Will,
+) -> Result<MessageRef, crate::codec::EncodeError> {
     let p = will.properties;
     let properties = PublishProperties {
         payload_format_indicator: p.payload_format_indicator,

@@ -19,15 +19,16 @@ pub use lifecycle::{AttachParams, Attached, WillOnClose};
 
 use crate::codec::{ByteString, QoS};
 use crate::config::{BrokerConfig, BrokerSettings};
+use crate::pool::MessageRef;
 use crate::router::{Match, RetainedStore, SubscriptionTree};
-use crate::session::{Enqueued, Message, Outgoing, Session};
+use crate::session::{Enqueued, Outgoing, Session};
 
 /// Everything connections share. One per broker process.
 pub struct Broker {
     pub config: BrokerConfig,
     pub sessions: DashMap<ByteString, Arc<Session>>,
     pub router: RwLock<SubscriptionTree>,
-    pub retained: RwLock<RetainedStore<Arc<Message>>>,
+    pub retained: RwLock<RetainedStore<MessageRef>>,
     pub stats: Stats,
     pub started: Instant,
     /// Cancelled on SIGTERM/SIGINT: listeners stop, connections send DISCONNECT 0x8B.
@@ -97,7 +98,7 @@ impl Broker {
 
     /// Routes `message` to every matching subscription: one delivery per client (overlapping
     /// subscriptions merged, section 3.3.4), one member per shared group (section 4.8.2).
-    pub fn route(&self, message: &Arc<Message>) -> Routed {
+    pub fn route(&self, message: &MessageRef) -> Routed {
         let mut matches = Vec::new();
         self.router.read().matches(
             &message.topic,
@@ -112,12 +113,12 @@ impl Broker {
         routed
     }
 
-    fn deliver_match(&self, message: &Arc<Message>, m: Match, routed: &mut Routed) {
+    fn deliver_match(&self, message: &MessageRef, m: Match, routed: &mut Routed) {
         let Some(session) = self.sessions.get(&m.client).map(|s| Arc::clone(&s)) else {
             return;
         };
         let item = Outgoing {
-            message: Arc::clone(message),
+            message: message.clone(),
             qos: message.qos.min(m.qos),
             // [MQTT-3.3.1-12/13]: RETAIN is cleared unless Retain As Published.
             retain: message.retain && m.retain_as_published,
@@ -155,18 +156,17 @@ impl Broker {
 
     /// Stores or deletes the retained message for a topic (section 3.3.1.3): a zero-length
     /// payload deletes it.
-    pub fn retain(&self, message: &Arc<Message>) {
+    pub fn retain(&self, message: &MessageRef) {
         let mut retained = self.retained.write();
         if message.payload.is_empty() {
             retained.remove(&message.topic);
         } else {
-            retained.insert(&message.topic, Arc::clone(message));
+            retained.insert(&message.topic, message.clone());
         }
     }
 
     /// Publishes a message from any source (client, Will, $SYS): retains it if asked, routes it.
-    pub fn publish(&self, message: Message) -> Routed {
-        let message = Arc::new(message);
+    pub fn publish(&self, message: MessageRef) -> Routed {
         self.stats.received(message.qos);
         if message.retain && self.settings().features.retain_available {
             self.retain(&message);

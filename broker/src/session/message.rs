@@ -5,11 +5,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::codec::{ByteString, EncodeError, OutboundPublish, Publish, PublishProperties, QoS};
+use crate::pool::MessageRef;
 
 /// One received PUBLISH (or Will, or $SYS update), shared by every subscriber it goes to.
 ///
 /// The wire form without per-subscriber fields is encoded once at receipt
-/// ([`OutboundPublish`]), so fan-out writes only a small head per subscriber.
+/// ([`OutboundPublish`]), so fan-out writes only a small head per subscriber. Envelopes come
+/// from the message pool ([`MessageRef`]) and are cleared and reused when the last subscriber
+/// is done with them.
 #[derive(Debug)]
 pub struct Message {
     pub topic: ByteString,
@@ -25,7 +28,23 @@ pub struct Message {
     pub wire: OutboundPublish,
 }
 
+impl Default for Message {
+    fn default() -> Self {
+        Message {
+            topic: ByteString::new(),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            payload: Bytes::new(),
+            properties: PublishProperties::default(),
+            publisher: None,
+            received_at: Instant::now(),
+            wire: OutboundPublish::default(),
+        }
+    }
+}
+
 impl Message {
+    /// A message in a pooled envelope, shared from here on by reference counting.
     pub fn new(
         topic: ByteString,
         qos: QoS,
@@ -33,28 +52,38 @@ impl Message {
         payload: Bytes,
         mut properties: PublishProperties,
         publisher: Option<ByteString>,
-    ) -> Result<Message, EncodeError> {
+    ) -> Result<MessageRef, EncodeError> {
         properties.topic_alias = None;
         properties.subscription_identifiers.clear();
         let publish = Publish {
-            topic: topic.clone(),
-            qos,
-            retain,
-            payload: payload.clone(),
-            properties,
-            ..Publish::default()
-        };
-        let wire = OutboundPublish::new(&publish)?;
-        Ok(Message {
             topic,
             qos,
             retain,
             payload,
-            properties: publish.properties,
-            publisher,
-            received_at: Instant::now(),
-            wire,
+            properties,
+            ..Publish::default()
+        };
+        MessageRef::new(|message| {
+            message.wire = OutboundPublish::new(&publish)?;
+            message.topic = publish.topic;
+            message.qos = qos;
+            message.retain = retain;
+            message.payload = publish.payload;
+            message.properties = publish.properties;
+            message.publisher = publisher;
+            message.received_at = Instant::now();
+            Ok(())
         })
+    }
+
+    /// Drops what the message refers to (payload, topic, properties) so an envelope waiting in
+    /// the pool pins no memory. Allocates nothing.
+    pub fn clear(&mut self) {
+        self.topic = ByteString::new();
+        self.payload = Bytes::new();
+        self.properties = PublishProperties::default();
+        self.publisher = None;
+        self.wire = OutboundPublish::default();
     }
 
     /// Seconds of Message Expiry Interval left at `now`: `Some(None)` when it never expires,

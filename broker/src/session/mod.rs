@@ -17,6 +17,8 @@ use tokio::sync::Notify;
 
 pub use message::Message;
 
+use crate::pool::MessageRef;
+
 use crate::codec::{ByteString, ProtocolVersion, QoS, ReasonCode};
 use crate::config::QueueFullPolicy;
 use crate::router::Subscription;
@@ -24,7 +26,7 @@ use crate::router::Subscription;
 /// One message waiting to be sent to this session.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
-    pub message: Arc<Message>,
+    pub message: MessageRef,
     /// The QoS it is delivered at: the lower of the published and the granted QoS.
     pub qos: QoS,
     pub retain: bool,
@@ -98,6 +100,13 @@ pub struct SessionState {
     /// Set when the session has been removed from the broker (expired); a connection that
     /// finds it set must look the session up again.
     pub removed: bool,
+    /// The generation of the connection that started this session (created it or cleared it
+    /// with Clean Start). A Will delayed for an older generation belongs to a session that
+    /// has ended, so it is published at once (section 3.1.3.2.2).
+    pub started_generation: u64,
+    /// Wakes the task holding a delayed Will Message when a connection attaches, so it can
+    /// be cancelled (session resumed) or published now (session ended by Clean Start).
+    pub will_timer: Option<Arc<Notify>>,
 }
 
 /// A session, shared between its connection task and every publisher that routes to it.
@@ -123,6 +132,8 @@ impl Session {
                 expiry_interval: 0,
                 disconnected_at: None,
                 removed: false,
+                started_generation: 0,
+                will_timer: None,
             }),
         })
     }
@@ -217,12 +228,13 @@ impl SessionState {
     }
 
     /// Takes the QoS 1/2 messages routed through shared subscriptions, queued or in flight
-    /// and not yet received by the client, so they can go to another group member.
+    /// and not yet received by the client, so they can go to another group member. A QoS 2
+    /// message already sent stays: its delivery is completed with this client when it
+    /// reconnects, and never handed to another member [MQTT-4.8.2-4], [MQTT-4.8.2-5].
     pub fn take_shared_pending(&mut self) -> Vec<Outgoing> {
         let mut taken = Vec::new();
         self.inflight.retain(|f| {
-            let movable =
-                f.item.shared_group.is_some() && f.state != InflightState::AwaitingPubComp;
+            let movable = f.item.shared_group.is_some() && f.item.qos == QoS::AtLeastOnce;
             if movable {
                 taken.push(f.item.clone());
             }
@@ -255,7 +267,7 @@ mod tests {
         )
         .unwrap();
         Outgoing {
-            message: Arc::new(message),
+            message,
             qos,
             retain: false,
             subscription_ids: SmallVec::new(),
