@@ -438,7 +438,13 @@ fn decode_subscribe(r: &mut Reader, v: ProtocolVersion) -> Result<Subscribe, Dec
         if byte & reserved != 0 {
             return Err(DecodeError::SubscriptionOptionsReserved(byte));
         }
-        let qos = QoS::from_u8(byte & 0b11).ok_or(DecodeError::InvalidQos)?;
+        let qos = match QoS::from_u8(byte & 0b11) {
+            Some(qos) => qos,
+            // 5.0 section 3.8.3.1: "It is a Protocol Error if the Maximum QoS field has the
+            // value 3". In 3.1.1 it is malformed [MQTT-3.8.3-4].
+            None if v.is_v5() => return Err(DecodeError::InvalidMaximumQos),
+            None => return Err(DecodeError::InvalidQos),
+        };
         let retain_handling = match (byte >> 4) & 0b11 {
             0 => RetainHandling::SendOnSubscribe,
             1 => RetainHandling::SendIfNew,

@@ -54,6 +54,8 @@ pub enum DecodeError {
     SubscriptionOptionsReserved(u8),
     #[error("retain handling 3 is not defined")]
     InvalidRetainHandling,
+    #[error("subscription Maximum QoS 3 is not defined")]
+    InvalidMaximumQos,
     #[error("No Local set on a shared subscription")]
     NoLocalOnSharedSubscription,
     #[error("property identifier {0:#04x} is not defined")]
@@ -89,6 +91,7 @@ impl DecodeError {
             | ZeroPacketIdentifier(_)
             | NoTopicFilters(_)
             | InvalidRetainHandling
+            | InvalidMaximumQos
             | NoLocalOnSharedSubscription
             | DuplicateProperty(_)
             | InvalidPropertyValue { .. }

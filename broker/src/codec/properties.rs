@@ -423,15 +423,25 @@ pub(crate) trait PropertyBlock {
     }
 }
 
-fn put_int<S: Sink>(sink: &mut S, property: u8, value: Option<u32>) {
-    let Some(value) = value else { return };
+fn put_int<S: Sink>(sink: &mut S, property: u8, value: Option<u32>) -> Result<(), EncodeError> {
+    let Some(value) = value else { return Ok(()) };
     sink.put_u8(property);
     match property_type(property) {
         Some(PropertyType::Byte) => sink.put_u8(value as u8),
         Some(PropertyType::TwoByteInteger) => sink.put_u16(value as u16),
-        Some(PropertyType::VariableByteInteger) => sink.put_varint(value),
+        Some(PropertyType::VariableByteInteger) => sink.put_varint(checked_varint(value)?),
         _ => sink.put_u32(value),
     }
+    Ok(())
+}
+
+/// A value that fits a Variable Byte Integer. Larger values would be written as five bytes
+/// while [`Counter`] sizes them as four, corrupting the Remaining Length.
+pub(crate) fn checked_varint(value: u32) -> Result<u32, EncodeError> {
+    if value > super::wire::VARINT_MAX {
+        return Err(EncodeError::VariableIntegerTooLarge(value));
+    }
+    Ok(value)
 }
 
 fn put_bytes<S: Sink>(sink: &mut S, property: u8, value: Option<&[u8]>) -> Result<(), EncodeError> {
@@ -502,14 +512,14 @@ macro_rules! property_struct {
     (@set $f:expr, str, $v:ident) => { $f = Some($v.str()) };
     (@set $f:expr, bin, $v:ident) => { $f = Some($v.bin()) };
     (@set $f:expr, subids, $v:ident) => { $f.push($v.int()) };
-    (@put $s:ident, $pid:path, $f:expr, int) => { put_int($s, $pid, $f) };
-    (@put $s:ident, $pid:path, $f:expr, u16) => { put_int($s, $pid, $f.map(u32::from)) };
-    (@put $s:ident, $pid:path, $f:expr, bool) => { put_int($s, $pid, flag($f)) };
-    (@put $s:ident, $pid:path, $f:expr, qos) => { put_int($s, $pid, $f.map(|q| u32::from(q.as_u8()))) };
+    (@put $s:ident, $pid:path, $f:expr, int) => { put_int($s, $pid, $f)? };
+    (@put $s:ident, $pid:path, $f:expr, u16) => { put_int($s, $pid, $f.map(u32::from))? };
+    (@put $s:ident, $pid:path, $f:expr, bool) => { put_int($s, $pid, flag($f))? };
+    (@put $s:ident, $pid:path, $f:expr, qos) => { put_int($s, $pid, $f.map(|q| u32::from(q.as_u8())))? };
     (@put $s:ident, $pid:path, $f:expr, str) => { put_bytes($s, $pid, opt_str(&$f))? };
     (@put $s:ident, $pid:path, $f:expr, bin) => { put_bytes($s, $pid, opt_bin(&$f))? };
     (@put $s:ident, $pid:path, $f:expr, subids) => {
-        for sub_id in &$f { put_int($s, $pid, Some(*sub_id)) }
+        for sub_id in &$f { put_int($s, $pid, Some(*sub_id))? }
     };
 }
 
