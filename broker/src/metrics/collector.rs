@@ -19,6 +19,8 @@ pub struct StateCollector {
     inflight: IntGauge,
     queued: IntGauge,
     queued_max: IntGauge,
+    queue_limit: IntGauge,
+    draining: IntGauge,
     heap_allocations: IntCounter,
     heap_deallocations: IntCounter,
     heap_allocated_bytes: IntCounter,
@@ -69,6 +71,14 @@ impl StateCollector {
                 "ferrumq_queued_messages_max",
                 "The longest outbound queue of any one session.",
             ),
+            queue_limit: gauge(
+                "ferrumq_queue_limit_messages",
+                "The configured per-session outbound queue limit (limits.maxQueuedMessages).",
+            ),
+            draining: gauge(
+                "ferrumq_draining",
+                "1 while the broker drains (shutdown or POST /drain: /readyz says draining), else 0.",
+            ),
             heap_allocations: counter(
                 "ferrumq_heap_allocations_total",
                 "Heap allocations made by the broker process.",
@@ -99,7 +109,7 @@ impl StateCollector {
         collector
     }
 
-    fn parts(&self) -> [&dyn Collector; 12] {
+    fn parts(&self) -> [&dyn Collector; 14] {
         [
             &self.sessions,
             &self.subscriptions,
@@ -108,6 +118,8 @@ impl StateCollector {
             &self.inflight,
             &self.queued,
             &self.queued_max,
+            &self.queue_limit,
+            &self.draining,
             &self.heap_allocations,
             &self.heap_deallocations,
             &self.heap_allocated_bytes,
@@ -137,6 +149,9 @@ impl StateCollector {
         self.inflight.set(inflight as i64);
         self.queued.set(queued as i64);
         self.queued_max.set(queued_max as i64);
+        self.queue_limit
+            .set(i64::from(broker.settings().limits.max_queued_messages));
+        self.draining.set(i64::from(broker.shutdown.is_cancelled()));
         {
             let router = broker.router.read();
             self.subscriptions.set(router.len() as i64);
