@@ -18,9 +18,10 @@ use bytes::{Bytes, BytesMut};
 use prometheus::IntCounter;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::codec::properties::id as property_id;
 use crate::codec::{
-    encode, ByteString, Decoder, Disconnect, DisconnectProperties, Packet, ProtocolVersion,
-    ReasonCode, Will,
+    encode, encoded_len, ByteString, DecodeError, Decoder, Disconnect, DisconnectProperties,
+    Packet, ProtocolVersion, ReasonCode, Will,
 };
 use crate::server::{Attached, Broker, Stats, WillOnClose};
 
@@ -241,7 +242,7 @@ where
             match self.decoder.decode(&mut self.rbuf) {
                 Ok(Some(packet)) => self.handle(packet)?,
                 Ok(None) => break,
-                Err(error) => return Err(Close::violation(error.reason_code(), error.to_string())),
+                Err(error) => return Err(Close::violation(reason_for(&error), error.to_string())),
             }
         }
         if self.rbuf.capacity() - self.rbuf.len() < 512 {
@@ -256,13 +257,21 @@ where
                 (Close::Violation(_, message), true) => Some(ByteString::from(message.as_str())),
                 _ => None,
             };
-            let disconnect = Disconnect {
+            let mut disconnect = Disconnect {
                 reason_code: reason,
                 properties: DisconnectProperties {
                     reason_string,
                     ..Default::default()
                 },
             };
+            // [MQTT-3.14.2-3]: no Reason String that would exceed the client's Maximum Packet Size.
+            let fits = |d: &Disconnect| {
+                encoded_len(&Packet::Disconnect(d.clone()), self.version)
+                    .is_ok_and(|len| len <= self.client_maximum_packet_size as usize)
+            };
+            if !fits(&disconnect) {
+                disconnect.properties.reason_string = None;
+            }
             self.send(&Packet::Disconnect(disconnect));
         }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
@@ -280,6 +289,18 @@ where
             .disconnected(self.version, close.server_reason(), close.label());
         self.broker
             .detach(&self.attached, self.will.take(), close.will());
+    }
+}
+
+/// The DISCONNECT reason for a packet that could not be decoded. A Topic Alias of 0 is the
+/// codec's invalid property value, but the connection's Topic Alias Invalid (0x94) like any
+/// other alias outside 1..=Topic Alias Maximum (section 3.3.2.3.4).
+fn reason_for(error: &DecodeError) -> ReasonCode {
+    match error {
+        DecodeError::InvalidPropertyValue { id, .. } if *id == property_id::TOPIC_ALIAS => {
+            ReasonCode::TopicAliasInvalid
+        }
+        _ => error.reason_code(),
     }
 }
 
