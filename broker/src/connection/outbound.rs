@@ -157,7 +157,10 @@ where
         expiry: Option<u32>,
     ) -> bool {
         let message = &item.message;
+        // The alias is only recorded once the packet that establishes it is really written:
+        // a dropped packet must not leave the client an alias it never saw.
         let (topic_alias, omit_topic) = self.outbound_alias(&message.topic);
+        let new_alias = topic_alias.filter(|_| !omit_topic);
         let delivery = Delivery {
             qos: item.qos,
             dup,
@@ -181,6 +184,9 @@ where
         {
             return false;
         }
+        if let Some(alias) = new_alias {
+            self.outbound_aliases.insert(message.topic.clone(), alias);
+        }
         let head = self.wbuf.split().freeze();
         self.chunks.push_back(head);
         if !message.payload.is_empty() {
@@ -191,9 +197,10 @@ where
         true
     }
 
-    /// The Topic Alias to use for `topic` (5.0 clients that accept aliases): the first topics
-    /// sent get aliases until the client's Topic Alias Maximum is reached.
-    fn outbound_alias(&mut self, topic: &bytestring::ByteString) -> (Option<u16>, bool) {
+    /// The Topic Alias to use for `topic` (5.0 clients that accept aliases), and whether the
+    /// client already knows it: the first topics sent get aliases until the client's Topic
+    /// Alias Maximum is reached. A new alias is recorded by the caller once it is sent.
+    fn outbound_alias(&self, topic: &bytestring::ByteString) -> (Option<u16>, bool) {
         if !self.version.is_v5() || self.client_topic_alias_maximum == 0 {
             return (None, false);
         }
@@ -204,9 +211,7 @@ where
         if next > usize::from(self.client_topic_alias_maximum) {
             return (None, false);
         }
-        let alias = next as u16;
-        self.outbound_aliases.insert(topic.clone(), alias);
-        (Some(alias), false)
+        (Some(next as u16), false)
     }
 
     /// On resuming a session, resends unacknowledged PUBLISH packets with DUP set and PUBREL
