@@ -6,12 +6,14 @@
 //! Prometheus scrapes, by [`StateCollector`], so the message path never maintains them.
 
 mod collector;
+mod pools;
 
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
 
 pub use collector::StateCollector;
+pub use pools::PoolCollector;
 
 use crate::codec::{ProtocolVersion, QoS, ReasonCode};
 

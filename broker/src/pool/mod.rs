@@ -34,11 +34,59 @@ mod message;
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
 
 use bytes::BytesMut;
 use crossbeam_queue::ArrayQueue;
 
-pub use message::{MessagePool, MessageRef};
+pub use message::{messages, MessagePool, MessageRef, MESSAGE_POOL_CAPACITY};
+
+use crate::router::Match;
+
+/// Idle routing-result vectors kept: one per thread routing at once is enough; a few spare.
+pub const ROUTING_POOL_CAPACITY: usize = 256;
+/// Idle I/O buffers kept for connections that are between reads or writes.
+pub const BUFFER_POOL_CAPACITY: usize = 1024;
+/// Size of a new read or write buffer.
+pub const BUFFER_SIZE: usize = 16 * 1024;
+
+static ROUTING_RESULTS: LazyLock<Pool<Vec<Match>>> =
+    LazyLock::new(|| Pool::new("routing_results", ROUTING_POOL_CAPACITY, Vec::new));
+static READ_BUFFERS: LazyLock<Pool<BytesMut>> = LazyLock::new(|| {
+    Pool::new("read_buffers", BUFFER_POOL_CAPACITY, || {
+        BytesMut::with_capacity(BUFFER_SIZE)
+    })
+});
+static WRITE_BUFFERS: LazyLock<Pool<BytesMut>> = LazyLock::new(|| {
+    Pool::new("write_buffers", BUFFER_POOL_CAPACITY, || {
+        BytesMut::with_capacity(BUFFER_SIZE)
+    })
+});
+
+/// Vectors that receive the subscriptions a topic matches.
+pub fn routing_results() -> &'static Pool<Vec<Match>> {
+    &ROUTING_RESULTS
+}
+
+/// Buffers a connection reads into while it has bytes to read.
+pub fn read_buffers() -> &'static Pool<BytesMut> {
+    &READ_BUFFERS
+}
+
+/// Buffers a connection encodes into while it has bytes to write.
+pub fn write_buffers() -> &'static Pool<BytesMut> {
+    &WRITE_BUFFERS
+}
+
+/// Every pool's counters, for the metrics endpoint.
+pub fn all_stats() -> [PoolStats; 4] {
+    [
+        messages().stats(),
+        routing_results().stats(),
+        read_buffers().stats(),
+        write_buffers().stats(),
+    ]
+}
 
 /// How an object is made ready for its next user when it comes back to a pool.
 pub trait Recycle {

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use crate::metrics::Stats;
-use crate::metrics::{DropReason, StateCollector};
+use crate::metrics::{DropReason, PoolCollector, StateCollector};
 pub use lifecycle::{AttachParams, Attached, WillOnClose};
 
 use crate::codec::{ByteString, QoS};
@@ -66,6 +66,9 @@ impl Broker {
         if let Err(error) = registry.register(Box::new(StateCollector::new(&broker))) {
             tracing::warn!(%error, "state metrics unavailable");
         }
+        if let Err(error) = registry.register(Box::new(PoolCollector::default())) {
+            tracing::warn!(%error, "pool metrics unavailable");
+        }
         #[cfg(target_os = "linux")]
         if let Err(error) = registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -99,7 +102,7 @@ impl Broker {
     /// Routes `message` to every matching subscription: one delivery per client (overlapping
     /// subscriptions merged, section 3.3.4), one member per shared group (section 4.8.2).
     pub fn route(&self, message: &MessageRef) -> Routed {
-        let mut matches = Vec::new();
+        let mut matches = crate::pool::routing_results().get();
         self.router.read().matches(
             &message.topic,
             message.publisher.as_ref(),
@@ -107,7 +110,7 @@ impl Broker {
             &mut matches,
         );
         let mut routed = Routed::default();
-        for m in matches {
+        for m in matches.drain(..) {
             self.deliver_match(message, m, &mut routed);
         }
         routed
