@@ -205,3 +205,6 @@ impl SpecError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
