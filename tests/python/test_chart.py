@@ -25,8 +25,10 @@ import jsonschema
 import pytest
 import yaml
 
-helm = pytest.importorskip("helm_python", reason="helm-python-sdk missing: run scripts/setup")
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
+# Installed by scripts/setup (scripts/requirements.txt); a missing one is an
+# error, not a skip.
+import helm_python as helm  # noqa: E402
+import kubernetes_validate  # noqa: E402
 import kubernetes_validate.utils  # noqa: E402
 
 # kubernetes-validate reads and parses its schema files (megabytes of JSON)

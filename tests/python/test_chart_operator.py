@@ -31,12 +31,14 @@ import functools
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-import test_chart as chart_support
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import test_chart as chart_support  # noqa: E402  (shared helpers: render, CHART, ...)
 
 helm = chart_support.helm
 ROOT = chart_support.ROOT
