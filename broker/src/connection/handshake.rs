@@ -19,10 +19,11 @@ use crate::server::{AttachParams, Broker};
 
 /// Answers a CONNECT that could not be decoded: 0x01 in the 3.1.1 form for an unknown
 /// protocol level [MQTT-3.1.2-2], the error's reason code for a 5.0 CONNECT, nothing for 3.1.1
-/// (which must just close [MQTT-3.1.4-1]).
+/// (which must just close [MQTT-3.1.4-1]). `level` is the CONNECT's protocol level byte, read
+/// before decoding (a decode that fails has already taken the packet off the buffer).
 pub(super) async fn refuse_malformed<S: AsyncWrite + Unpin>(
     stream: &mut S,
-    rbuf: &[u8],
+    level: Option<u8>,
     error: &DecodeError,
 ) {
     let connack = match error {
@@ -30,7 +31,7 @@ pub(super) async fn refuse_malformed<S: AsyncWrite + Unpin>(
             ProtocolVersion::V3_1_1,
             ReasonCode::UnsupportedProtocolVersion,
         )),
-        _ if sniff_level(rbuf) == Some(5) => Some((ProtocolVersion::V5, error.reason_code())),
+        _ if level == Some(5) => Some((ProtocolVersion::V5, error.reason_code())),
         _ => None,
     };
     if let Some((version, reason_code)) = connack {
@@ -46,7 +47,7 @@ pub(super) async fn refuse_malformed<S: AsyncWrite + Unpin>(
 }
 
 /// The protocol level byte of a CONNECT whose fixed header and protocol name have arrived.
-fn sniff_level(buf: &[u8]) -> Option<u8> {
+pub(super) fn sniff_level(buf: &[u8]) -> Option<u8> {
     let (header, _) = parse_remaining_length(buf).ok()??;
     let name_len = usize::from(u16::from_be_bytes([
         *buf.get(header)?,

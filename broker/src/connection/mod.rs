@@ -168,12 +168,13 @@ where
 {
     let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
     loop {
+        let level = handshake::sniff_level(rbuf);
         match decoder.decode(rbuf) {
             Ok(Some(Packet::Connect(connect))) => return Ok(Some(connect)),
             Ok(Some(_)) => return Err("first packet was not CONNECT".into()),
             Ok(None) => {}
             Err(error) => {
-                handshake::refuse_malformed(stream, rbuf, &error).await;
+                handshake::refuse_malformed(stream, level, &error).await;
                 broker.stats.refused(error.reason_code());
                 return Err(error.to_string());
             }
