@@ -255,3 +255,39 @@ async fn mqtt_3_1_4_4_connection_limit_refusal_is_connack_error_then_close() {
     expect_closed(&mut c).await;
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn mqtt_3_1_2_11_receive_maximum_0_is_protocol_error() {
+    let broker = start().await;
+    let mut c = RawClient::open(&broker, V5).await;
+    let connect = connect_v5("c", |c| c.properties.receive_maximum = Some(0));
+    c.send(&Packet::Connect(Box::new(connect))).await;
+    // A CONNACK 0x82 may precede the close.
+    match c.recv_within(WAIT).await {
+        Received::Packet(Packet::ConnAck(ack)) => {
+            assert_eq!(ack.reason_code, ReasonCode::ProtocolError);
+            expect_closed(&mut c).await;
+        }
+        Received::Closed => {}
+        other => panic!("expected CONNACK 0x82 or a close, got {other:?}"),
+    }
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn mqtt_3_1_2_11_maximum_packet_size_0_is_protocol_error() {
+    let broker = start().await;
+    let mut c = RawClient::open(&broker, V5).await;
+    let connect = connect_v5("c", |c| c.properties.maximum_packet_size = Some(0));
+    c.send(&Packet::Connect(Box::new(connect))).await;
+    // A CONNACK 0x82 may precede the close.
+    match c.recv_within(WAIT).await {
+        Received::Packet(Packet::ConnAck(ack)) => {
+            assert_eq!(ack.reason_code, ReasonCode::ProtocolError);
+            expect_closed(&mut c).await;
+        }
+        Received::Closed => {}
+        other => panic!("expected CONNACK 0x82 or a close, got {other:?}"),
+    }
+    broker.shutdown().await;
+}

@@ -173,3 +173,43 @@ async fn mqtt_3_1_2_25_dropped_qos1_publish_counts_as_sent() {
     sub.expect_nothing().await;
     broker.shutdown().await;
 }
+
+#[tokio::test]
+#[ignore = "broker bug: Outbox::resend_inflight resends every unacknowledged PUBLISH at once, \
+            ignoring the new connection's Receive Maximum"]
+async fn mqtt_3_3_4_9_resent_messages_respect_the_new_connections_receive_maximum() {
+    let broker = start().await;
+    let (mut sub, _) = client_with(&broker, "sub", |c| {
+        c.properties.session_expiry_interval = Some(60);
+        c.properties.receive_maximum = Some(3);
+    })
+    .await;
+    sub.subscribe(1, "t", QoS::AtLeastOnce).await;
+    let mut p = client(&broker, "p").await;
+    for (i, payload) in [b"1", b"2", b"3", b"4"].into_iter().enumerate() {
+        pub1(&mut p, "t", payload, i as u16 + 1).await;
+    }
+    let first: Vec<Publish> = vec![
+        sub.expect_publish().await,
+        sub.expect_publish().await,
+        sub.expect_publish().await,
+    ];
+    sub.expect_nothing().await;
+    drop_connection(sub);
+    // Three unacknowledged, but the new connection allows only one at a time.
+    let (mut sub, _) = client_with(&broker, "sub", |c| {
+        c.clean_start = false;
+        c.properties.session_expiry_interval = Some(60);
+        c.properties.receive_maximum = Some(1);
+    })
+    .await;
+    for original in &first {
+        let again = sub.expect_publish().await;
+        assert_eq!((again.packet_id, again.dup), (original.packet_id, true));
+        sub.expect_nothing().await;
+        sub.send(&puback(again.packet_id)).await;
+    }
+    let last = sub.expect_publish().await;
+    assert_eq!((&last.payload[..], last.dup), (&b"4"[..], false));
+    broker.shutdown().await;
+}
