@@ -6,6 +6,7 @@ pub mod alloc;
 pub mod codec;
 pub mod config;
 pub mod connection;
+pub mod delivery;
 pub mod listeners;
 pub mod metrics;
 pub mod pool;

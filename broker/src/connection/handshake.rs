@@ -1,7 +1,7 @@
 //! The CONNECT handshake (section 3.1.4): validate, authenticate, attach the session, answer
 //! with CONNACK, and resend what the resumed session still owes the client.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use crate::codec::{
     encode, parse_remaining_length, ByteString, ConnAck, ConnAckProperties, Connect, DecodeError,
     Decoder, Packet, ProtocolVersion, QoS, ReasonCode,
 };
+use crate::delivery::{ClientLimits, Outbox};
 use crate::server::{AttachParams, Broker};
 
 /// Answers a CONNECT that could not be decoded: 0x01 in the 3.1.1 form for an unknown
@@ -169,13 +170,18 @@ where
         %peer, %client_id, protocol = version.level(), clean_start = connect.clean_start,
         session_present, keep_alive, expiry, "client connected"
     );
+    let outbox = Outbox::new(ClientLimits {
+        version,
+        inflight_window: client_receive_maximum.min(settings.limits.max_inflight_outbound),
+        maximum_packet_size: client_maximum_packet_size,
+        topic_alias_maximum: props.topic_alias_maximum.unwrap_or(0),
+    });
     let mut conn = Connection {
         broker,
         stream,
         peer,
         rbuf,
-        wbuf: BytesMut::new(),
-        chunks: VecDeque::new(),
+        outbox,
         decoder,
         version,
         client_id,
@@ -185,12 +191,7 @@ where
         last_received: Instant::now(),
         problem_information: props.request_problem_information.unwrap_or(true),
         connect_expiry: expiry,
-        client_receive_maximum,
-        client_maximum_packet_size,
-        client_topic_alias_maximum: props.topic_alias_maximum.unwrap_or(0),
         inbound_aliases: HashMap::new(),
-        outbound_aliases: HashMap::new(),
-        written: Vec::new(),
         listener_publishes,
     };
     conn.send(&Packet::ConnAck(ConnAck {

@@ -9,20 +9,21 @@ mod handshake;
 mod inbound;
 mod outbound;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use prometheus::IntCounter;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::codec::properties::id as property_id;
 use crate::codec::{
-    encode, encoded_len, ByteString, DecodeError, Decoder, Disconnect, DisconnectProperties,
-    Packet, ProtocolVersion, ReasonCode, Will,
+    encoded_len, ByteString, DecodeError, Decoder, Disconnect, DisconnectProperties, Packet,
+    ProtocolVersion, ReasonCode, Will,
 };
+use crate::delivery::Outbox;
 use crate::server::{Attached, Broker, Stats, WillOnClose};
 
 /// Bytes the read buffer grows by when it runs low.
@@ -90,9 +91,8 @@ struct Connection<S> {
     stream: S,
     peer: SocketAddr,
     rbuf: BytesMut,
-    /// Control packets and PUBLISH heads, split off into `chunks` as they are written.
-    wbuf: BytesMut,
-    chunks: VecDeque<Bytes>,
+    /// Everything to be written: control packets, PUBLISH heads and shared payloads.
+    outbox: Outbox,
     decoder: Decoder,
     version: ProtocolVersion,
     client_id: ByteString,
@@ -104,14 +104,7 @@ struct Connection<S> {
     problem_information: bool,
     /// Session Expiry Interval the client connected with (DISCONNECT may not raise it from 0).
     connect_expiry: u32,
-    client_receive_maximum: u16,
-    client_maximum_packet_size: u32,
-    client_topic_alias_maximum: u16,
     inbound_aliases: HashMap<u16, ByteString>,
-    outbound_aliases: HashMap<ByteString, u16>,
-    /// When each message in the write now under way was received, for the delivery-latency
-    /// histogram once its bytes reach the socket. Reused, so it does not allocate per write.
-    written: Vec<Instant>,
     /// This listener's PUBLISH counter, resolved once per listener.
     listener_publishes: IntCounter,
 }
@@ -198,9 +191,7 @@ where
 {
     /// Queues a control packet for the next write.
     fn send(&mut self, packet: &Packet) {
-        if let Err(error) = encode(packet, self.version, &mut self.wbuf) {
-            tracing::warn!(client_id = %self.client_id, %error, "packet could not be encoded");
-        }
+        self.outbox.send(packet);
     }
 
     async fn run(&mut self) -> Close {
@@ -268,7 +259,7 @@ where
             // [MQTT-3.14.2-3]: no Reason String that would exceed the client's Maximum Packet Size.
             let fits = |d: &Disconnect| {
                 encoded_len(&Packet::Disconnect(d.clone()), self.version)
-                    .is_ok_and(|len| len <= self.client_maximum_packet_size as usize)
+                    .is_ok_and(|len| len <= self.outbox.limits().maximum_packet_size as usize)
             };
             if !fits(&disconnect) {
                 disconnect.properties.reason_string = None;
@@ -276,14 +267,14 @@ where
             self.send(&Packet::Disconnect(disconnect));
         }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-            if !self.wbuf.is_empty() {
-                let head = self.wbuf.split().freeze();
-                self.chunks.push_back(head);
-            }
-            let _ = outbound::write_chunks(&mut self.stream, &mut self.chunks).await;
+            let _ = self
+                .outbox
+                .write_to(&mut self.stream, &self.broker.stats)
+                .await;
             let _ = self.stream.shutdown().await;
         })
         .await;
+        self.outbox.release_buffer();
         tracing::info!(client_id = %self.client_id, peer = %self.peer, reason = ?close, "client disconnected");
         self.broker
             .stats

@@ -1,0 +1,249 @@
+//! The outbound side of one connection: turning a session's queue into bytes on the wire.
+//!
+//! An [`Outbox`] moves queued messages into flight within the client's Receive Maximum, writes
+//! a small head per PUBLISH (fixed header, topic or alias, packet id, per-subscriber
+//! properties) into one write buffer, and lists the pieces to send: head ranges of that buffer
+//! and the messages' shared payload `Bytes`. [`Outbox::write_to`] sends them all with vectored
+//! writes, then clears the buffer in place. No piece is copied and nothing is allocated once
+//! the buffer and lists are warm; an idle connection gives its buffer back to the pool.
+
+mod write;
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::codec::{
+    encode, ByteString, Delivery, Packet, ProtocolVersion, PubResponse, QoS, ReasonCode,
+};
+use crate::metrics::{DropReason, Stats};
+use crate::pool;
+use crate::session::{Inflight, InflightState, Outgoing, SessionState};
+
+/// Messages moved from the queue per collect, so one busy session cannot starve its reads.
+pub const BATCH: usize = 256;
+
+/// One piece of what is to be written.
+#[derive(Debug, Clone)]
+enum Chunk {
+    /// Bytes of the outbox's own buffer (control packets, PUBLISH heads).
+    Head(Range<usize>),
+    /// A message payload, shared with every other subscriber's outbox.
+    Payload(Bytes),
+}
+
+/// The client's limits on what the broker sends it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientLimits {
+    pub version: ProtocolVersion,
+    /// The client's Receive Maximum, capped by the broker's own inflight limit.
+    pub inflight_window: u16,
+    pub maximum_packet_size: u32,
+    pub topic_alias_maximum: u16,
+}
+
+/// What one connection has to write.
+pub struct Outbox {
+    limits: ClientLimits,
+    buf: BytesMut,
+    /// Start of the bytes in `buf` not yet listed in `chunks`.
+    unlisted_from: usize,
+    chunks: VecDeque<Chunk>,
+    /// Bytes of `chunks.front()` already written.
+    front_written: usize,
+    aliases: HashMap<ByteString, u16>,
+    /// When each PUBLISH now in `chunks` was received, for the delivery-latency histogram.
+    received: Vec<Instant>,
+}
+
+impl Outbox {
+    pub fn new(limits: ClientLimits) -> Outbox {
+        Outbox {
+            limits,
+            buf: BytesMut::new(),
+            unlisted_from: 0,
+            chunks: VecDeque::new(),
+            front_written: 0,
+            aliases: HashMap::new(),
+            received: Vec::new(),
+        }
+    }
+
+    pub fn limits(&self) -> &ClientLimits {
+        &self.limits
+    }
+
+    /// Nothing waits to be written.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.unlisted_from == self.buf.len()
+    }
+
+    /// Takes a write buffer from the pool when this outbox holds none.
+    fn ensure_buffer(&mut self) {
+        if self.buf.capacity() == 0 {
+            self.buf = pool::write_buffers().take();
+        }
+    }
+
+    /// Lists the buffer's unlisted bytes as one chunk.
+    fn list_buffered(&mut self) {
+        if self.unlisted_from < self.buf.len() {
+            self.chunks
+                .push_back(Chunk::Head(self.unlisted_from..self.buf.len()));
+            self.unlisted_from = self.buf.len();
+        }
+    }
+
+    /// Encodes a control packet (CONNACK, PUBACK, SUBACK, ...) for the next write.
+    pub fn send(&mut self, packet: &Packet) {
+        self.ensure_buffer();
+        if let Err(error) = encode(packet, self.limits.version, &mut self.buf) {
+            tracing::warn!(%error, "packet could not be encoded");
+        }
+    }
+
+    /// Moves up to [`BATCH`] queued messages into flight and into the write list. Returns
+    /// whether more could be sent right away.
+    pub fn collect(&mut self, st: &mut SessionState, stats: &Stats) -> bool {
+        let window = usize::from(self.limits.inflight_window);
+        let now = Instant::now();
+        let mut sent = 0;
+        while sent < BATCH {
+            let Some(front) = st.queue.front() else {
+                return false;
+            };
+            if front.qos != QoS::AtMostOnce && st.inflight.len() >= window {
+                return false;
+            }
+            let Some(item) = st.queue.pop_front() else {
+                return false;
+            };
+            let Some(expiry) = item.message.remaining_expiry(now) else {
+                stats.dropped(DropReason::Expired);
+                continue;
+            };
+            let packet_id = match item.qos {
+                QoS::AtMostOnce => 0,
+                _ => match st.allocate_packet_id() {
+                    Some(id) => id,
+                    None => {
+                        st.queue.push_front(item);
+                        return false;
+                    }
+                },
+            };
+            if self.write_publish(&item, packet_id, false, expiry, stats) {
+                sent += 1;
+                if item.qos != QoS::AtMostOnce {
+                    let state = if item.qos == QoS::AtLeastOnce {
+                        InflightState::AwaitingPubAck
+                    } else {
+                        InflightState::AwaitingPubRec
+                    };
+                    st.inflight.push_back(Inflight {
+                        packet_id,
+                        state,
+                        item,
+                    });
+                }
+            }
+        }
+        !st.queue.is_empty()
+    }
+
+    /// Lists one PUBLISH: its head in the buffer, its payload shared. False when the packet is
+    /// larger than the client's Maximum Packet Size: it is then discarded as if sent
+    /// [MQTT-3.1.2-25].
+    fn write_publish(
+        &mut self,
+        item: &Outgoing,
+        packet_id: u16,
+        dup: bool,
+        expiry: Option<u32>,
+        stats: &Stats,
+    ) -> bool {
+        let message = &item.message;
+        let version = self.limits.version;
+        // The alias is only recorded once the packet that establishes it is really written:
+        // a dropped packet must not leave the client an alias it never saw.
+        let (topic_alias, omit_topic) = self.alias_for(&message.topic);
+        let new_alias = topic_alias.filter(|_| !omit_topic);
+        let delivery = Delivery {
+            qos: item.qos,
+            dup,
+            retain: item.retain,
+            packet_id,
+            topic_alias,
+            omit_topic,
+            subscription_identifiers: &item.subscription_ids,
+            message_expiry_interval: expiry,
+        };
+        if message.wire.encoded_len(version, &delivery) > self.limits.maximum_packet_size as usize {
+            stats.dropped(DropReason::TooLarge);
+            return false;
+        }
+        self.ensure_buffer();
+        let start = self.buf.len();
+        if message
+            .wire
+            .write_head(version, &delivery, &mut self.buf)
+            .is_err()
+        {
+            self.buf.truncate(start);
+            return false;
+        }
+        if let Some(alias) = new_alias {
+            self.aliases.insert(message.topic.clone(), alias);
+        }
+        self.list_buffered();
+        if !message.payload.is_empty() {
+            self.chunks
+                .push_back(Chunk::Payload(message.payload.clone()));
+        }
+        stats.delivered(item.qos);
+        self.received.push(message.received_at);
+        true
+    }
+
+    /// The Topic Alias to use for `topic` (5.0 clients that accept aliases), and whether the
+    /// client already knows it: the first topics sent get aliases until the client's Topic
+    /// Alias Maximum is reached.
+    fn alias_for(&self, topic: &ByteString) -> (Option<u16>, bool) {
+        if !self.limits.version.is_v5() || self.limits.topic_alias_maximum == 0 {
+            return (None, false);
+        }
+        if let Some(alias) = self.aliases.get(topic) {
+            return (Some(*alias), true);
+        }
+        let next = self.aliases.len() + 1;
+        if next > usize::from(self.limits.topic_alias_maximum) {
+            return (None, false);
+        }
+        (Some(next as u16), false)
+    }
+
+    /// On resuming a session, resends unacknowledged PUBLISH packets with DUP set and PUBREL
+    /// for those already received, in their original order [MQTT-4.4.0-1].
+    pub fn resend_inflight(&mut self, inflight: &VecDeque<Inflight>, stats: &Stats) {
+        let now = Instant::now();
+        for entry in inflight {
+            match entry.state {
+                InflightState::AwaitingPubComp => {
+                    let rel = PubResponse {
+                        packet_id: entry.packet_id,
+                        reason_code: ReasonCode::Success,
+                        ..Default::default()
+                    };
+                    self.send(&Packet::PubRel(rel));
+                }
+                _ => {
+                    // An expired message still resends: the client may already have it.
+                    let expiry = entry.item.message.remaining_expiry(now).unwrap_or(Some(0));
+                    self.write_publish(&entry.item, entry.packet_id, true, expiry, stats);
+                }
+            }
+        }
+    }
+}
