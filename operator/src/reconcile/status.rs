@@ -199,3 +199,121 @@ pub fn paused_status(
     );
     Some(status)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::condition_types as ct;
+    use crate::crd::{MqttBroker, MqttBrokerSpec};
+    use crate::plan::{plan, Snapshot};
+    use k8s_openapi::api::apps::v1::StatefulSetStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn test_plan(replicas: i32, stopped: bool) -> BrokerPlan {
+        let mut spec = MqttBrokerSpec {
+            replicas,
+            ..MqttBrokerSpec::default()
+        };
+        spec.cluster_operation.stopped = stopped;
+        let mut b = MqttBroker::new("b", spec);
+        b.metadata.namespace = Some("ns".into());
+        b.metadata.uid = Some("u".into());
+        b.metadata.generation = Some(2);
+        plan(&b, &Snapshot::default(), "t").expect("plan")
+    }
+
+    fn sts(replicas: i32, ready: i32, updated: i32) -> StatefulSet {
+        let mut s = StatefulSet::default();
+        s.metadata.generation = Some(1);
+        s.status = Some(StatefulSetStatus {
+            replicas,
+            ready_replicas: Some(ready),
+            updated_replicas: Some(updated),
+            observed_generation: Some(1),
+            ..StatefulSetStatus::default()
+        });
+        s
+    }
+
+    fn reason(status: &MqttBrokerStatus, type_: &str) -> (String, String) {
+        let c = status.condition(type_).expect("condition");
+        (c.status.clone(), c.reason.clone())
+    }
+
+    #[test]
+    fn conditions_follow_the_statefulset() {
+        let p = test_plan(3, false);
+        let s = reconciled_status(&p, &sts(3, 3, 3), None);
+        assert_eq!(
+            reason(&s, ct::AVAILABLE),
+            ("True".into(), "AllReplicasReady".into())
+        );
+        assert_eq!(
+            reason(&s, ct::PROGRESSING),
+            ("False".into(), "RolloutComplete".into())
+        );
+        assert_eq!(
+            reason(&s, ct::DEGRADED),
+            ("False".into(), "Reconciled".into())
+        );
+        assert_eq!(s.observed_generation, Some(2));
+
+        let s = reconciled_status(&p, &sts(3, 1, 1), None);
+        assert_eq!(
+            reason(&s, ct::AVAILABLE),
+            ("True".into(), "MinimumReplicasReady".into())
+        );
+        assert_eq!(
+            reason(&s, ct::PROGRESSING),
+            ("True".into(), "RollingOut".into())
+        );
+
+        let s = reconciled_status(&p, &sts(0, 0, 0), None);
+        assert_eq!(
+            reason(&s, ct::AVAILABLE),
+            ("False".into(), "NoReplicasReady".into())
+        );
+
+        let stopped = test_plan(3, true);
+        let s = reconciled_status(&stopped, &sts(0, 0, 0), None);
+        assert_eq!(
+            reason(&s, ct::AVAILABLE),
+            ("False".into(), "Stopped".into())
+        );
+        assert_eq!(
+            reason(&s, ct::PROGRESSING),
+            ("False".into(), "Stopped".into())
+        );
+        assert_eq!(s.desired_replicas, 0);
+    }
+
+    #[test]
+    fn transition_time_moves_only_on_status_change() {
+        let p = test_plan(1, false);
+        let mut previous = reconciled_status(&p, &sts(1, 1, 1), None);
+        let old = Time(Timestamp::UNIX_EPOCH);
+        for c in &mut previous.conditions {
+            c.last_transition_time = old.clone();
+        }
+        let same = reconciled_status(&p, &sts(1, 1, 1), Some(&previous));
+        let c = same.condition(ct::AVAILABLE).expect("available");
+        assert_eq!(
+            c.last_transition_time, old,
+            "unchanged status keeps its time"
+        );
+        let changed = reconciled_status(&p, &sts(1, 0, 1), Some(&previous));
+        let c = changed.condition(ct::AVAILABLE).expect("available");
+        assert_ne!(c.last_transition_time, old, "a flip records a new time");
+    }
+
+    #[test]
+    fn paused_is_recorded_once() {
+        let first = paused_status(Some(4), None).expect("first time writes");
+        assert!(paused_status(Some(4), Some(&first)).is_none());
+        assert!(
+            paused_status(Some(5), Some(&first)).is_some(),
+            "new generation, new note"
+        );
+    }
+}

@@ -90,3 +90,73 @@ pub async fn run_controller(
         })
         .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{AuthSpec, IssuerRef, MqttBrokerSpec, TlsSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use kube::runtime::reflector::store::Writer;
+
+    fn broker(name: &str, ns: &str, spec: MqttBrokerSpec) -> MqttBroker {
+        let mut b = MqttBroker::new(name, spec);
+        b.metadata.namespace = Some(ns.into());
+        b
+    }
+
+    fn secret(name: &str, ns: &str) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(ns.into()),
+                ..ObjectMeta::default()
+            },
+            ..Secret::default()
+        }
+    }
+
+    #[test]
+    fn secrets_map_to_the_brokers_that_mount_them() {
+        let mut writer = Writer::<MqttBroker>::default();
+        let auth = MqttBrokerSpec {
+            auth: Some(AuthSpec {
+                secret_name: "users".into(),
+                passwords_key: "passwords".into(),
+                acl_key: None,
+            }),
+            ..MqttBrokerSpec::default()
+        };
+        let issued = MqttBrokerSpec {
+            tls: Some(TlsSpec {
+                issuer_ref: Some(IssuerRef {
+                    name: "ca".into(),
+                    kind: "Issuer".into(),
+                    group: "cert-manager.io".into(),
+                }),
+                ..TlsSpec::default()
+            }),
+            ..MqttBrokerSpec::default()
+        };
+        for b in [
+            broker("a", "ns1", auth.clone()),
+            broker("b", "ns2", auth),
+            broker("c", "ns1", issued),
+            broker("d", "ns1", MqttBrokerSpec::default()),
+        ] {
+            writer.apply_watcher_event(&watcher::Event::Apply(b));
+        }
+        let store = writer.as_reader();
+        let names = |s: &Secret| {
+            let mut v: Vec<String> = brokers_referencing(&store, s)
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&secret("users", "ns1")), ["a"]);
+        assert_eq!(names(&secret("users", "ns2")), ["b"]);
+        assert_eq!(names(&secret("c-tls", "ns1")), ["c"]);
+        assert!(names(&secret("other", "ns1")).is_empty());
+    }
+}
