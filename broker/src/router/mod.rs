@@ -1,0 +1,23 @@
+//! Routing: which sessions receive a PUBLISH, and which retained messages a new subscription
+//! receives.
+//!
+//! - [`SubscriptionTree`] indexes every subscription (shared ones included) in a trie of topic
+//!   levels and answers "who gets this topic" without allocating in steady state: it is the
+//!   broker's hot path.
+//! - [`RetainedStore`] keeps the last retained message per topic in a trie walked with the
+//!   subscription's filter.
+//!
+//! Both follow the matching rules of section 4.7 (empty levels, '+' one level, '#' the parent
+//! and any number of children, no leading wildcard match on '$' topics) and free the nodes they
+//! no longer need, so memory follows the live contents.
+
+mod arena;
+mod retained;
+mod subscribers;
+mod tree;
+
+pub use retained::RetainedStore;
+pub use tree::{ClientId, Match, Subscription, SubscriptionTree};
+
+#[cfg(test)]
+mod reference;
