@@ -739,3 +739,55 @@ async fn second_connect_and_protocol_errors() {
     healthy.check().await;
     broker.shutdown().await;
 }
+
+/// Fills the socket buffers of `slow` (subscribed to `topic`, never reading).
+async fn stall(broker: &RunningBroker, topic: &str) {
+    let mut publisher = RawClient::connect(broker, V5, "staller").await;
+    let one = encoded(&publish(topic, QoS::AtMostOnce, 0, vec![b'p'; 1024]), V5);
+    let bytes: Vec<u8> = std::iter::repeat_n(one, 20_000).flatten().collect();
+    publisher.send_raw(&bytes).await;
+    publisher.send(&Packet::PingReq).await;
+    assert_eq!(publisher.recv().await, Packet::PingResp);
+    assert!(dropped(broker, DropReason::QueueFull) > 0, "not stalled");
+}
+
+#[tokio::test]
+async fn client_that_never_reads_can_be_taken_over() {
+    let broker = start_with(limited(|c| c.settings.limits.max_queued_messages = 100)).await;
+    let mut healthy = Healthy::new(&broker).await;
+    let mut stuck = RawClient::connect(&broker, V5, "stuck").await;
+    stuck.subscribe(1, "stuck/t", QoS::AtMostOnce).await;
+    stall(&broker, "stuck/t").await;
+    // The same client id again: the new connection works; the stuck one is closed.
+    let mut fresh = RawClient::connect(&broker, V5, "stuck").await;
+    fresh.send(&Packet::PingReq).await;
+    assert_eq!(fresh.recv().await, Packet::PingResp);
+    let deadline = Instant::now() + WAIT;
+    while broker.broker.connections.load(Ordering::Relaxed) > 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the stuck connection was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(stuck);
+    healthy.check().await;
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_is_not_held_up_by_a_client_that_never_reads() {
+    let broker = start_with(limited(|c| {
+        c.settings.limits.max_queued_messages = 100;
+        c.settings.shutdown.grace_period_secs = 10;
+    }))
+    .await;
+    let mut stuck = RawClient::connect(&broker, V5, "stuck").await;
+    stuck.subscribe(1, "stuck/t", QoS::AtMostOnce).await;
+    stall(&broker, "stuck/t").await;
+    let started = Instant::now();
+    broker.shutdown().await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    drop(stuck);
+}

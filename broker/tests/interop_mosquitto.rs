@@ -1,0 +1,303 @@
+//! Interop with Eclipse Mosquitto's command-line clients (Debian's mosquitto-clients):
+//! `mosquitto_pub` and `mosquitto_sub` drive a broker started in-process on an ephemeral port,
+//! with `-V mqttv311` and `-V mqttv5`. Every client run is bounded (`-C N`, `-W seconds`, and a
+//! timeout here). Missing binaries fail the test: run scripts/setup.
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use ferrumq_broker::listeners::RunningBroker;
+use support::*;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, Command};
+
+const VERSIONS: [&str; 2] = ["mqttv311", "mqttv5"];
+
+/// The path of a mosquitto client binary; panics (fails the test) if it is not installed.
+fn bin(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::env::split_paths(&path).chain(["/usr/bin".into(), "/usr/local/bin".into()]);
+    for dir in dirs {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("{name} not found on PATH: run scripts/setup (it installs Debian's mosquitto-clients)");
+}
+
+fn common_args(broker: &RunningBroker, version: &str, id: &str) -> Vec<String> {
+    let addr = broker.mqtt_addr();
+    [
+        "-h",
+        &addr.ip().to_string(),
+        "-p",
+        &addr.port().to_string(),
+        "-V",
+        version,
+        "-i",
+        id,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Starts `mosquitto_sub` printing "retain qos topic payload" per message, exiting after
+/// `count` messages or `-W 8` seconds.
+fn spawn_sub(
+    broker: &RunningBroker,
+    version: &str,
+    id: &str,
+    filter: &str,
+    qos: u8,
+    count: usize,
+    extra: &[&str],
+) -> Child {
+    Command::new(bin("mosquitto_sub"))
+        .args(common_args(broker, version, id))
+        .args([
+            "-t",
+            filter,
+            "-q",
+            &qos.to_string(),
+            "-C",
+            &count.to_string(),
+            "-W",
+            "8",
+        ])
+        .args(["-F", "%r %q %t %p"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("mosquitto_sub starts")
+}
+
+/// Runs `mosquitto_pub` to completion and asserts it succeeded.
+async fn run_pub(broker: &RunningBroker, version: &str, id: &str, args: &[&str]) {
+    let output = bounded(
+        Command::new(bin("mosquitto_pub"))
+            .args(common_args(broker, version, id))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("mosquitto_pub starts"),
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "mosquitto_pub {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+async fn bounded(child: Child) -> Output {
+    tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
+        .await
+        .expect("mosquitto client finished in time")
+        .expect("mosquitto client output")
+}
+
+/// The lines a finished `mosquitto_sub` printed; asserts it exited 0 (all messages in time).
+async fn sub_lines(child: Child) -> Vec<String> {
+    let output = bounded(child).await;
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "mosquitto_sub failed ({}): stdout {stdout:?}, stderr {:?}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout.lines().map(str::to_string).collect()
+}
+
+/// Waits until the session of client `id` holds a subscription (a spawned mosquitto_sub has
+/// connected and subscribed).
+async fn wait_for_subscription(broker: &RunningBroker, id: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let subscribed = broker
+            .broker
+            .sessions
+            .get(id)
+            .is_some_and(|s| !s.state.lock().subscriptions.is_empty());
+        if subscribed {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "mosquitto_sub {id} did not subscribe in time"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn mosquitto_pub_sub_at_each_qos() {
+    let broker = start().await;
+    for version in VERSIONS {
+        let filter = format!("mq/{version}/#");
+        let id = format!("sub-{version}");
+        let sub = spawn_sub(&broker, version, &id, &filter, 2, 3, &[]);
+        wait_for_subscription(&broker, &id).await;
+        for qos in 0..3 {
+            let topic = format!("mq/{version}/q{qos}");
+            let payload = format!("hello {version} {qos}");
+            run_pub(
+                &broker,
+                version,
+                &format!("pub-{version}"),
+                &["-t", &topic, "-q", &qos.to_string(), "-m", &payload],
+            )
+            .await;
+        }
+        let lines = sub_lines(sub).await;
+        let expected: Vec<String> = (0..3)
+            .map(|q| format!("0 {q} mq/{version}/q{q} hello {version} {q}"))
+            .collect();
+        assert_eq!(lines, expected, "{version}");
+    }
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn mosquitto_across_versions_and_qos_downgrade() {
+    let broker = start().await;
+    // A 3.1.1 subscriber at QoS 1 gets a 5.0 QoS 2 publish at QoS 1, and the other way round.
+    let sub4 = spawn_sub(&broker, "mqttv311", "x-sub4", "x/to4", 1, 1, &[]);
+    let sub5 = spawn_sub(&broker, "mqttv5", "x-sub5", "x/to5", 2, 1, &[]);
+    wait_for_subscription(&broker, "x-sub4").await;
+    wait_for_subscription(&broker, "x-sub5").await;
+    run_pub(
+        &broker,
+        "mqttv5",
+        "x-pub5",
+        &["-t", "x/to4", "-q", "2", "-m", "from five"],
+    )
+    .await;
+    run_pub(
+        &broker,
+        "mqttv311",
+        "x-pub4",
+        &["-t", "x/to5", "-q", "1", "-m", "from four"],
+    )
+    .await;
+    assert_eq!(sub_lines(sub4).await, ["0 1 x/to4 from five"]);
+    assert_eq!(sub_lines(sub5).await, ["0 1 x/to5 from four"]);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn mosquitto_retained_messages() {
+    let broker = start().await;
+    for version in VERSIONS {
+        let topic = format!("ret/{version}");
+        run_pub(
+            &broker,
+            version,
+            "ret-pub",
+            &["-t", &topic, "-q", "1", "-r", "-m", "kept"],
+        )
+        .await;
+        let sub = spawn_sub(&broker, version, "ret-sub", &topic, 2, 1, &[]);
+        assert_eq!(sub_lines(sub).await, [format!("1 1 {topic} kept")]);
+        // -n sends an empty retained message: it deletes the retained one (QoS 1: done on exit).
+        run_pub(
+            &broker,
+            version,
+            "ret-pub",
+            &["-t", &topic, "-q", "1", "-r", "-n"],
+        )
+        .await;
+    }
+    assert_eq!(broker.broker.retained.read().len(), 0);
+    // With nothing retained, a subscriber times out (-W 1, exit status non-zero) with no output.
+    let output = bounded(
+        Command::new(bin("mosquitto_sub"))
+            .args(common_args(&broker, "mqttv5", "ret-none"))
+            .args(["-t", "ret/#", "-C", "1", "-W", "1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        output.stdout.is_empty(),
+        "unexpected {:?}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn mosquitto_will_on_abnormal_close() {
+    let broker = start().await;
+    for version in VERSIONS {
+        let will_topic = format!("will/{version}");
+        let watcher = spawn_sub(
+            &broker,
+            version,
+            &format!("watch-{version}"),
+            &will_topic,
+            1,
+            1,
+            &[],
+        );
+        // A subscriber that dies (SIGKILL, no DISCONNECT), carrying a Will.
+        let mut dying = Command::new(bin("mosquitto_sub"))
+            .args(common_args(&broker, version, &format!("dying-{version}")))
+            .args(["-t", "nothing/here", "-W", "30"])
+            .args([
+                "--will-topic",
+                &will_topic,
+                "--will-payload",
+                "died",
+                "--will-qos",
+                "1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        wait_for_subscription(&broker, &format!("watch-{version}")).await;
+        wait_for_subscription(&broker, &format!("dying-{version}")).await;
+        dying.start_kill().unwrap();
+        let _ = dying.wait().await;
+        assert_eq!(sub_lines(watcher).await, [format!("0 1 {will_topic} died")]);
+    }
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn mosquitto_large_payload_from_stdin() {
+    let broker = start().await;
+    let payload: String = (0..100_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let sub = spawn_sub(&broker, "mqttv5", "big-sub", "big", 1, 1, &[]);
+    wait_for_subscription(&broker, "big-sub").await;
+    let mut publisher = Command::new(bin("mosquitto_pub"))
+        .args(common_args(&broker, "mqttv311", "big-pub"))
+        .args(["-t", "big", "-q", "1", "-s"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = publisher.stdin.take().unwrap();
+    stdin.write_all(payload.as_bytes()).await.unwrap();
+    drop(stdin);
+    assert!(bounded(publisher).await.status.success());
+    assert_eq!(sub_lines(sub).await, [format!("0 1 big {payload}")]);
+    broker.shutdown().await;
+}
