@@ -199,7 +199,6 @@ where
         reason_code: ReasonCode::Success,
         properties,
     }));
-    conn.resend_inflight();
     Some(conn)
 }
 

@@ -48,12 +48,4 @@ where
         }
         Ok(self.outbox.collect(&mut st, &self.broker.stats))
     }
-
-    /// On resuming a session, resends what is in flight (see `Outbox::resend_inflight`).
-    pub(super) fn resend_inflight(&mut self) {
-        let session = Arc::clone(&self.attached.session);
-        let st = session.state.lock();
-        self.outbox
-            .resend_inflight(&st.inflight, &self.broker.stats);
-    }
 }

@@ -108,6 +108,10 @@ impl Outbox {
     /// whether more could be sent right away.
     pub fn collect(&mut self, st: &mut SessionState, stats: &Stats) -> bool {
         let window = usize::from(self.limits.inflight_window);
+        if self.resend_unsent(st, stats) < st.inflight.len() {
+            // Older messages wait for a slot; newer ones must not overtake them (section 4.6).
+            return false;
+        }
         let now = Instant::now();
         let mut sent = 0;
         while sent < BATCH {
@@ -146,6 +150,7 @@ impl Outbox {
                         packet_id,
                         state,
                         item,
+                        sent: true,
                     });
                 }
             }
@@ -224,26 +229,41 @@ impl Outbox {
         (Some(next as u16), false)
     }
 
-    /// On resuming a session, resends unacknowledged PUBLISH packets with DUP set and PUBREL
-    /// for those already received, in their original order [MQTT-4.4.0-1].
-    pub fn resend_inflight(&mut self, inflight: &VecDeque<Inflight>, stats: &Stats) {
-        let now = Instant::now();
-        for entry in inflight {
-            match entry.state {
-                InflightState::AwaitingPubComp => {
-                    let rel = PubResponse {
-                        packet_id: entry.packet_id,
-                        reason_code: ReasonCode::Success,
-                        ..Default::default()
-                    };
-                    self.send(&Packet::PubRel(rel));
-                }
-                _ => {
-                    // An expired message still resends: the client may already have it.
-                    let expiry = entry.item.message.remaining_expiry(now).unwrap_or(Some(0));
-                    self.write_publish(&entry.item, entry.packet_id, true, expiry, stats);
-                }
-            }
+    /// Resends in-flight entries not yet sent on this connection (a resumed session's), in
+    /// their original order [MQTT-4.4.0-1]: PUBLISH with DUP set, or PUBREL once PUBREC came
+    /// back; never more unacknowledged at once than the client's Receive Maximum
+    /// [MQTT-3.3.4-9]. Returns the number of entries now on the wire.
+    fn resend_unsent(&mut self, st: &mut SessionState, stats: &Stats) -> usize {
+        let window = usize::from(self.limits.inflight_window);
+        let mut on_wire = st.inflight.iter().filter(|f| f.sent).count();
+        if on_wire == st.inflight.len() {
+            return on_wire;
         }
+        let now = Instant::now();
+        for index in 0..st.inflight.len() {
+            if on_wire >= window {
+                break;
+            }
+            let entry = &st.inflight[index];
+            if entry.sent {
+                continue;
+            }
+            if entry.state == InflightState::AwaitingPubComp {
+                let rel = PubResponse {
+                    packet_id: entry.packet_id,
+                    reason_code: ReasonCode::Success,
+                    ..Default::default()
+                };
+                self.send(&Packet::PubRel(rel));
+            } else {
+                // An expired message still resends: the client may already have it.
+                let expiry = entry.item.message.remaining_expiry(now).unwrap_or(Some(0));
+                let (item, packet_id) = (entry.item.clone(), entry.packet_id);
+                self.write_publish(&item, packet_id, true, expiry, stats);
+            }
+            st.inflight[index].sent = true;
+            on_wire += 1;
+        }
+        on_wire
     }
 }

@@ -70,6 +70,9 @@ impl Broker {
             };
             st.generation += 1;
             let generation = st.generation;
+            for entry in st.inflight.iter_mut() {
+                entry.sent = false;
+            }
             st.attached = Some(Attachment {
                 generation,
                 wake: Arc::clone(&wake),

@@ -50,6 +50,9 @@ pub struct Inflight {
     pub packet_id: u16,
     pub state: InflightState,
     pub item: Outgoing,
+    /// Sent on the current connection. A resumed session's entries start unsent and are resent
+    /// (PUBLISH with DUP, or PUBREL) as the new connection's Receive Maximum allows.
+    pub sent: bool,
 }
 
 /// What happened to a message offered to a session's queue.
@@ -326,6 +329,7 @@ mod tests {
             packet_id: 1,
             state: InflightState::AwaitingPubAck,
             item: outgoing(QoS::AtLeastOnce),
+            sent: true,
         });
         assert_eq!(st.allocate_packet_id(), Some(2));
     }

@@ -175,8 +175,6 @@ async fn mqtt_3_1_2_25_dropped_qos1_publish_counts_as_sent() {
 }
 
 #[tokio::test]
-#[ignore = "broker bug: Outbox::resend_inflight resends every unacknowledged PUBLISH at once, \
-            ignoring the new connection's Receive Maximum"]
 async fn mqtt_3_3_4_9_resent_messages_respect_the_new_connections_receive_maximum() {
     let broker = start().await;
     let (mut sub, _) = client_with(&broker, "sub", |c| {
