@@ -201,8 +201,16 @@ where
         if let Err(close) = self.handle_buffered() {
             return close;
         }
+        let shutdown = self.broker.shutdown.clone();
         loop {
-            if let Err(close) = self.flush().await {
+            // A client that stops reading blocks the write forever: shutdown must not wait for
+            // it (the outbox's write is cancel-safe, so finish() can still try to flush).
+            let flushed = tokio::select! {
+                biased;
+                flushed = self.flush() => flushed,
+                _ = shutdown.cancelled() => Err(Close::ServerShutdown),
+            };
+            if let Err(close) = flushed {
                 return close;
             }
             let deadline = self.keep_alive.map(|ka| self.last_received + ka + ka / 2);
