@@ -22,6 +22,8 @@
 //! }
 //! ```
 
+pub mod fanout;
+
 use ferrumq_broker::alloc::{self, AllocStats};
 
 /// Calls made before measuring, so one-time work (lazy initialisation,

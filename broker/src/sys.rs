@@ -83,7 +83,7 @@ pub fn values(broker: &Broker) -> Vec<(&'static str, String)> {
 
 fn publish_all(broker: &Broker) {
     for (topic, value) in values(broker) {
-        let message = Message::new(
+        let message = Message::pooled(
             ByteString::from_static(topic),
             QoS::AtMostOnce,
             true,

@@ -212,7 +212,7 @@ where
             st.inbound_qos2.insert(publish.packet_id);
         }
         let (qos, packet_id) = (publish.qos, publish.packet_id);
-        let message = Message::new(
+        let message = Message::pooled(
             publish.topic,
             publish.qos,
             publish.retain,

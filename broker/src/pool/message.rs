@@ -128,13 +128,10 @@ impl Drop for MessageRef {
         let Some(mut envelope) = self.0.take() else {
             return;
         };
-        match Arc::get_mut(&mut envelope) {
-            Some(message) => {
-                message.clear();
-                messages().put(envelope);
-            }
-            // Another reference is alive; whoever drops last recycles it.
-            None => {}
+        // When another reference is alive, whoever drops last recycles it.
+        if let Some(message) = Arc::get_mut(&mut envelope) {
+            message.clear();
+            messages().put(envelope);
         }
     }
 }

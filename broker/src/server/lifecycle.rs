@@ -300,7 +300,7 @@ fn will_message(
         user_properties: p.user_properties,
         ..PublishProperties::default()
     };
-    Message::new(
+    Message::pooled(
         will.topic,
         will.qos,
         will.retain,

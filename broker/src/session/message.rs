@@ -45,7 +45,7 @@ impl Default for Message {
 
 impl Message {
     /// A message in a pooled envelope, shared from here on by reference counting.
-    pub fn new(
+    pub fn pooled(
         topic: ByteString,
         qos: QoS,
         retain: bool,
@@ -116,7 +116,7 @@ mod tests {
             message_expiry_interval: Some(10),
             ..Default::default()
         };
-        let msg = Message::new(
+        let msg = Message::pooled(
             "a".into(),
             QoS::AtLeastOnce,
             false,
@@ -132,7 +132,7 @@ mod tests {
             Some(Some(7))
         );
         assert_eq!(msg.remaining_expiry(t0 + Duration::from_secs(10)), None);
-        let forever = Message::new(
+        let forever = Message::pooled(
             "a".into(),
             QoS::AtMostOnce,
             false,

@@ -260,7 +260,7 @@ mod tests {
     use bytes::Bytes;
 
     fn outgoing(qos: QoS) -> Outgoing {
-        let message = Message::new(
+        let message = Message::pooled(
             "t".into(),
             qos,
             false,

@@ -1,0 +1,144 @@
+//! A fan-out harness: real broker state (sessions, subscription tree, queues, outboxes) without
+//! sockets, so benchmarks and allocation tests measure the message path itself.
+//!
+//! One operation ([`FanoutHarness::publish_once`]) is what the broker does for one PUBLISH:
+//! copy its wire bytes into the publisher's warm read buffer and decode it in place; wrap it
+//! in a pooled message envelope; route it through the subscription tree; queue it on every
+//! matching session; then, for every subscriber, move it from the queue into flight and into
+//! that connection's outbox as ready-to-write bytes (a per-subscriber head plus the shared
+//! payload), and mark those bytes written as a completed `writev` would. For QoS 1 and 2 the
+//! subscriber's acknowledgement is simulated by emptying its in-flight window. The only work
+//! left out is the system calls.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use ferrumq_broker::codec::{
+    encode, ByteString, Decoder, Packet, ProtocolVersion, Publish, QoS, SubscriptionOptions,
+    MAX_PACKET_SIZE_LIMIT,
+};
+use ferrumq_broker::config::BrokerConfig;
+use ferrumq_broker::delivery::{ClientLimits, Outbox};
+use ferrumq_broker::router::Subscription;
+use ferrumq_broker::server::{AttachParams, Attached, Broker};
+use ferrumq_broker::session::Message;
+
+/// The topic every subscriber of the harness subscribes to.
+pub const TOPIC: &str = "bench/fanout/topic";
+
+struct Subscriber {
+    attached: Attached,
+    outbox: Outbox,
+}
+
+/// Broker state with `n` subscribers on one topic and one publisher's read buffer.
+pub struct FanoutHarness {
+    broker: Arc<Broker>,
+    subscribers: Vec<Subscriber>,
+    wire: Bytes,
+    read_buffer: BytesMut,
+    decoder: Decoder,
+    publisher: ByteString,
+}
+
+impl FanoutHarness {
+    /// `n` subscribers at `qos` (3.1.1 connections) and a PUBLISH of `payload` bytes at `qos`.
+    pub fn new(n: usize, qos: QoS, payload: usize) -> FanoutHarness {
+        let mut config = BrokerConfig::default();
+        config.settings.limits.max_queued_messages = 1_000;
+        let broker = Broker::new(config);
+        let version = ProtocolVersion::V3_1_1;
+        let mut subscribers = Vec::with_capacity(n);
+        for i in 0..n {
+            let client_id = ByteString::from(format!("sub-{i}"));
+            let attached = broker.attach(
+                &client_id,
+                AttachParams {
+                    clean_start: true,
+                    expiry_interval: 0,
+                    version,
+                    receive_maximum: u16::MAX,
+                    maximum_packet_size: u32::MAX,
+                },
+            );
+            let options = SubscriptionOptions {
+                qos,
+                ..Default::default()
+            };
+            let subscription = Subscription {
+                options,
+                identifier: None,
+            };
+            broker
+                .router
+                .write()
+                .subscribe(TOPIC, &client_id, subscription.clone());
+            attached
+                .session
+                .state
+                .lock()
+                .subscriptions
+                .insert(TOPIC.to_string(), subscription);
+            let outbox = Outbox::new(ClientLimits {
+                version,
+                inflight_window: u16::MAX,
+                maximum_packet_size: u32::MAX,
+                topic_alias_maximum: 0,
+            });
+            subscribers.push(Subscriber { attached, outbox });
+        }
+        let publish = Publish {
+            topic: TOPIC.into(),
+            qos,
+            packet_id: if qos == QoS::AtMostOnce { 0 } else { 1 },
+            payload: Bytes::from(vec![0xA5; payload]),
+            ..Publish::default()
+        };
+        let mut wire = BytesMut::new();
+        encode(&Packet::Publish(publish), version, &mut wire).expect("encodable PUBLISH");
+        FanoutHarness {
+            broker,
+            subscribers,
+            wire: wire.freeze(),
+            read_buffer: BytesMut::with_capacity(128 * 1024),
+            decoder: Decoder::with_version(version, MAX_PACKET_SIZE_LIMIT),
+            publisher: ByteString::from_static("publisher"),
+        }
+    }
+
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// One PUBLISH, from wire bytes to ready-to-write bytes for every subscriber. Returns the
+    /// number of bytes made ready, summed over subscribers.
+    pub fn publish_once(&mut self) -> usize {
+        self.read_buffer.extend_from_slice(&self.wire);
+        let publish = match self.decoder.decode(&mut self.read_buffer) {
+            Ok(Some(Packet::Publish(publish))) => publish,
+            other => panic!("the harness's own PUBLISH did not decode: {other:?}"),
+        };
+        let message = Message::pooled(
+            publish.topic,
+            publish.qos,
+            publish.retain,
+            publish.payload,
+            publish.properties,
+            Some(self.publisher.clone()),
+        )
+        .expect("encodable message");
+        let routed = self.broker.publish(message);
+        debug_assert_eq!(routed.delivered, self.subscribers.len());
+        let stats = &self.broker.stats;
+        let mut ready = 0;
+        for subscriber in &mut self.subscribers {
+            let mut state = subscriber.attached.session.state.lock();
+            subscriber.outbox.collect(&mut state, stats);
+            state.inflight.clear();
+            drop(state);
+            ready += subscriber.outbox.pending_len();
+            subscriber.outbox.discard_pending(stats);
+        }
+        ready
+    }
+}
