@@ -1,8 +1,11 @@
 //! The operator's own Prometheus metrics, served on `/metrics`.
 
+use std::collections::HashSet;
+
+use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Reconcile counters and timings. One registry per process (not the global
@@ -20,6 +23,15 @@ pub struct Metrics {
     pub managed: IntGauge,
     /// Whether this replica holds the leader Lease (1) or not (0).
     pub leader: IntGauge,
+    /// Replicas per MqttBroker, labelled `namespace`, `name` and `kind`
+    /// (`desired`, `ready`, `current`), as written to its status. Set through
+    /// [`Metrics::set_broker_replicas`]; label sets of deleted brokers are
+    /// dropped by [`Metrics::retain_brokers`].
+    ///
+    /// Scraped without `honorLabels`, Prometheus renames the `namespace`
+    /// label to `exported_namespace` (the target's own `namespace` label is
+    /// the operator's namespace); the dashboard relies on that.
+    pub broker_replicas: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -49,12 +61,21 @@ impl Metrics {
             .unwrap_or_else(|_| unreachable_metric());
         let leader = IntGauge::new("leader", "1 while this replica holds the leader Lease")
             .unwrap_or_else(|_| unreachable_metric());
+        let broker_replicas = IntGaugeVec::new(
+            Opts::new(
+                "broker_replicas",
+                "Replicas of an MqttBroker by kind: desired (spec, 0 when stopped), ready, current (pods that exist)",
+            ),
+            &["namespace", "name", "kind"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
         for collector in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errors.clone()),
             Box::new(duration.clone()),
             Box::new(managed.clone()),
             Box::new(leader.clone()),
+            Box::new(broker_replicas.clone()),
         ] {
             // Registration only fails on duplicate names, which these are not.
             let _ = registry.register(collector);
@@ -66,6 +87,57 @@ impl Metrics {
             duration,
             managed,
             leader,
+            broker_replicas,
+        }
+    }
+
+    /// Records the replica counts of MqttBroker `namespace/name` (the
+    /// reconcile's status step).
+    pub fn set_broker_replicas(
+        &self,
+        namespace: &str,
+        name: &str,
+        desired: i32,
+        ready: i32,
+        current: i32,
+    ) {
+        for (kind, value) in [("desired", desired), ("ready", ready), ("current", current)] {
+            self.broker_replicas
+                .with_label_values(&[namespace, name, kind])
+                .set(i64::from(value));
+        }
+    }
+
+    /// Drops the per-broker series of every MqttBroker in `scope` (one
+    /// controller's namespace; `None`: all namespaces) that is not in `live`
+    /// (`(namespace, name)` pairs), so deleted brokers stop being exported.
+    /// Series outside `scope` belong to another controller and are kept.
+    pub fn retain_brokers(&self, scope: Option<&str>, live: &HashSet<(String, String)>) {
+        let mut stale = HashSet::new();
+        for family in self.broker_replicas.collect() {
+            for metric in family.get_metric() {
+                let label = |wanted: &str| {
+                    metric
+                        .get_label()
+                        .iter()
+                        .find(|l| l.name() == wanted)
+                        .map(|l| l.value().to_owned())
+                        .unwrap_or_default()
+                };
+                let key = (label("namespace"), label("name"));
+                let in_scope = scope.is_none_or(|ns| ns == key.0);
+                if in_scope && !live.contains(&key) {
+                    stale.insert(key);
+                }
+            }
+        }
+        for (namespace, name) in stale {
+            for kind in ["desired", "ready", "current"] {
+                // Err only means that label set was never set.
+                let _ = self
+                    .broker_replicas
+                    .remove_label_values(&[&namespace, &name, kind]);
+            }
         }
     }
 
@@ -85,4 +157,44 @@ impl Metrics {
 #[cold]
 fn unreachable_metric<T>() -> T {
     panic!("static metric definition is invalid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_replicas_are_exported_and_pruned() {
+        let metrics = Metrics::new();
+        metrics.set_broker_replicas("mqtt", "a", 3, 2, 3);
+        metrics.set_broker_replicas("mqtt", "b", 0, 0, 0);
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                r#"ferrumq_operator_broker_replicas{kind="desired",name="a",namespace="mqtt"} 3"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"ferrumq_operator_broker_replicas{kind="ready",name="a",namespace="mqtt"} 2"#
+        ));
+        assert!(text.contains(
+            r#"ferrumq_operator_broker_replicas{kind="current",name="b",namespace="mqtt"} 0"#
+        ));
+
+        metrics.set_broker_replicas("other", "c", 1, 1, 1);
+
+        let live = HashSet::from([("mqtt".to_owned(), "a".to_owned())]);
+        // A controller scoped to `mqtt` leaves other namespaces alone.
+        metrics.retain_brokers(Some("mqtt"), &live);
+        let text = metrics.render();
+        assert!(text.contains(r#"name="a""#), "{text}");
+        assert!(!text.contains(r#"name="b""#), "{text}");
+        assert!(text.contains(r#"name="c""#), "{text}");
+        // A cluster-wide one prunes everything not live.
+        metrics.retain_brokers(None, &live);
+        let text = metrics.render();
+        assert!(text.contains(r#"name="a""#), "{text}");
+        assert!(!text.contains(r#"name="c""#), "{text}");
+    }
 }

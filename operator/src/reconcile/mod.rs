@@ -163,6 +163,13 @@ async fn reconcile_inner(broker: &MqttBroker, ctx: &Context) -> Result<Action, E
 
     // 7. status
     patch_status(ctx, &ns, &name, &new_status).await?;
+    ctx.metrics.set_broker_replicas(
+        &ns,
+        &name,
+        new_status.desired_replicas,
+        new_status.ready_replicas,
+        new_status.replicas,
+    );
 
     // Events: creation, config rollout, recovery.
     let old_hash = snapshot.statefulset.as_ref().and_then(|sts| {

@@ -2,6 +2,7 @@
 //! namespace (or one cluster-wide), owning the children and watching the
 //! Secrets that brokers reference.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -67,6 +68,7 @@ pub async fn run_controller(
     let store = controller.store();
     let mapper_store = store.clone();
     let metrics = ctx.metrics.clone();
+    let ns_scope = namespace.clone();
     controller
         .owns(api::<StatefulSet>(&client, ns), owned.clone())
         .owns(api::<ConfigMap>(&client, ns), owned.clone())
@@ -84,8 +86,15 @@ pub async fn run_controller(
                 Ok((obj, _)) => debug!(broker = %obj, "reconciled"),
                 Err(e) => warn!(error = %e, "reconcile failed"),
             }
-            let managed = i64::try_from(store.state().len()).unwrap_or(i64::MAX);
+            let brokers = store.state();
+            let managed = i64::try_from(brokers.len()).unwrap_or(i64::MAX);
             metrics.managed.set(managed);
+            // Deleted MqttBrokers stop being exported.
+            let live: HashSet<(String, String)> = brokers
+                .iter()
+                .map(|b| (b.namespace().unwrap_or_default(), b.name_any()))
+                .collect();
+            metrics.retain_brokers(ns_scope.as_deref(), &live);
             futures::future::ready(())
         })
         .await;

@@ -105,6 +105,9 @@ where
         }
     };
     metrics.leader.set(0);
+    // Only the leader exports per-broker replica counts; a former leader's
+    // would go stale and duplicate the new leader's series.
+    metrics.broker_replicas.reset();
     // Closing the channel makes the manager release the Lease, so a
     // successor need not wait for it to expire.
     drop(is_leader);
