@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod alloc;
+pub mod auth;
 pub mod codec;
 pub mod config;
 pub mod connection;

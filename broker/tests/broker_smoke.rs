@@ -92,3 +92,35 @@ async fn shutdown_tells_v5_clients_server_shutting_down() {
         .await;
     old.expect_disconnect(None).await;
 }
+
+/// The authentication hook decides who connects: an embedder's authenticator refuses a user.
+#[tokio::test]
+async fn authenticator_hook_refuses_with_its_reason_code() {
+    use ferrumq_broker::auth::{Authenticator, Decision};
+    struct DenyMallory;
+    impl Authenticator for DenyMallory {
+        fn supports_method(&self, _: &str) -> bool {
+            false
+        }
+        fn authenticate(&self, connect: &Connect) -> Decision {
+            match connect.username.as_deref() {
+                Some("mallory") => Decision::Deny(ReasonCode::BadUserNameOrPassword),
+                _ => Decision::Allow,
+            }
+        }
+    }
+    let broker =
+        ferrumq_broker::listeners::start_with_authenticator(test_config(), Box::new(DenyMallory))
+            .await
+            .expect("broker starts");
+    let mut refused = connect_packet(ProtocolVersion::V5, "m");
+    refused.username = Some("mallory".into());
+    let (mut client, connack) = RawClient::connect_with(&broker, refused).await;
+    assert_eq!(connack.reason_code, ReasonCode::BadUserNameOrPassword);
+    assert_eq!(client.recv_within(WAIT).await, Received::Closed);
+    let mut allowed = connect_packet(ProtocolVersion::V3_1_1, "a");
+    allowed.username = Some("alice".into());
+    let (_client, connack) = RawClient::connect_with(&broker, allowed).await;
+    assert_eq!(connack.reason_code, ReasonCode::Success);
+    broker.shutdown().await;
+}

@@ -11,6 +11,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::{Connection, CLOSE_TIMEOUT};
+use crate::auth::Decision;
 use crate::codec::{
     encode, parse_remaining_length, ByteString, ConnAck, ConnAckProperties, Connect, DecodeError,
     Decoder, Packet, ProtocolVersion, QoS, ReasonCode,
@@ -213,9 +214,9 @@ fn check(broker: &Broker, connect: &Connect) -> Option<ReasonCode> {
     if broker.connections.load(Ordering::Relaxed) > settings.limits.max_connections as usize {
         return Some(ReasonCode::QuotaExceeded);
     }
-    // No extended authentication method is configured (section 4.12).
-    if connect.properties.authentication_method.is_some() {
-        return Some(ReasonCode::BadAuthenticationMethod);
+    // An Authentication Method no authenticator runs is 0x8C (section 4.12).
+    if let Decision::Deny(reason) = broker.authenticator.check_method(connect) {
+        return Some(reason);
     }
     let id = &connect.client_id;
     if id.is_empty() {
@@ -232,8 +233,8 @@ fn check(broker: &Broker, connect: &Connect) -> Option<ReasonCode> {
     {
         return Some(ReasonCode::ClientIdentifierNotValid);
     }
-    if connect.username.is_none() && !settings.auth.anonymous_allowed() {
-        return Some(ReasonCode::NotAuthorized);
+    if let Decision::Deny(reason) = broker.authenticator.authenticate(connect) {
+        return Some(reason);
     }
     if let Some(will) = &connect.will {
         if will.qos.as_u8() > settings.features.maximum_qos {

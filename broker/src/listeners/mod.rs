@@ -40,8 +40,17 @@ pub struct RunningBroker {
     pub admin: SocketAddr,
 }
 
-/// Binds every listener and starts accepting.
+/// Binds every listener and starts accepting, authenticating as the configuration says.
 pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
+    let authenticator = Box::new(crate::auth::ConfiguredAuth::new(&config.settings.auth));
+    start_with_authenticator(config, authenticator).await
+}
+
+/// Like [`start`], with an [`Authenticator`](crate::auth::Authenticator) of the embedder's.
+pub async fn start_with_authenticator(
+    config: BrokerConfig,
+    authenticator: Box<dyn crate::auth::Authenticator>,
+) -> Result<RunningBroker, StartError> {
     if config.settings.auth.password_file.is_some() {
         return Err(StartError::PasswordFileUnsupported);
     }
@@ -78,7 +87,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             bind: admin_bind,
             source,
         })?;
-    let broker = Broker::new(config);
+    let broker = Broker::with_authenticator(config, authenticator);
     tracing::info!(%admin, "admin endpoints listening");
     tokio::spawn(crate::admin::serve(Arc::clone(&broker), admin_socket));
     let mut listeners = Vec::new();

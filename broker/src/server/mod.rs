@@ -17,6 +17,7 @@ pub use crate::metrics::Stats;
 use crate::metrics::{DropReason, PoolCollector, StateCollector};
 pub use lifecycle::{AttachParams, Attached, WillOnClose};
 
+use crate::auth::{Authenticator, ConfiguredAuth};
 use crate::codec::{ByteString, QoS};
 use crate::config::{BrokerConfig, BrokerSettings};
 use crate::pool::MessageRef;
@@ -26,6 +27,8 @@ use crate::session::{Enqueued, Outgoing, Session};
 /// Everything connections share. One per broker process.
 pub struct Broker {
     pub config: BrokerConfig,
+    /// Decides who may connect (the authentication hook).
+    pub authenticator: Box<dyn Authenticator>,
     pub sessions: DashMap<ByteString, Arc<Session>>,
     pub router: RwLock<SubscriptionTree>,
     pub retained: RwLock<RetainedStore<MessageRef>>,
@@ -49,9 +52,20 @@ pub struct Routed {
 }
 
 impl Broker {
+    /// A broker authenticating clients as its configuration says.
     pub fn new(config: BrokerConfig) -> Arc<Broker> {
+        let authenticator = Box::new(ConfiguredAuth::new(&config.settings.auth));
+        Broker::with_authenticator(config, authenticator)
+    }
+
+    /// A broker that asks `authenticator` about every CONNECT.
+    pub fn with_authenticator(
+        config: BrokerConfig,
+        authenticator: Box<dyn Authenticator>,
+    ) -> Arc<Broker> {
         let broker = Arc::new(Broker {
             config,
+            authenticator,
             sessions: DashMap::new(),
             router: RwLock::new(SubscriptionTree::new()),
             retained: RwLock::new(RetainedStore::new()),
