@@ -9,6 +9,10 @@ use ferrumq_broker::codec::QoS;
 #[global_allocator]
 static A: CountingAllocator = CountingAllocator;
 
+/// The pools are process-wide, so tests running at the same time on other threads would take
+/// envelopes and vectors from under each other and make this thread allocate. One at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `warm` operations, then counts the allocating calls of `measured` more.
 fn allocations_after_warm_up(harness: &mut FanoutHarness, warm: usize, measured: usize) -> u64 {
     for _ in 0..warm {
@@ -29,18 +33,21 @@ fn counting_allocator_is_installed() {
 
 #[test]
 fn qos0_fanout_to_1000_subscribers_allocates_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut harness = FanoutHarness::new(1000, QoS::AtMostOnce, 1024);
     assert_eq!(allocations_after_warm_up(&mut harness, 50, 50), 0);
 }
 
 #[test]
 fn single_subscriber_publish_allocates_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut harness = FanoutHarness::new(1, QoS::AtMostOnce, 1024);
     assert_eq!(allocations_after_warm_up(&mut harness, 200, 1000), 0);
 }
 
 #[test]
 fn qos1_round_trip_allocates_nothing_once_the_inflight_window_is_warm() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut harness = FanoutHarness::new(1, QoS::AtLeastOnce, 1024);
     assert_eq!(allocations_after_warm_up(&mut harness, 200, 1000), 0);
     let mut harness = FanoutHarness::new(100, QoS::AtLeastOnce, 1024);
@@ -49,6 +56,7 @@ fn qos1_round_trip_allocates_nothing_once_the_inflight_window_is_warm() {
 
 #[test]
 fn qos2_fanout_allocates_nothing_once_warm() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut harness = FanoutHarness::new(100, QoS::ExactlyOnce, 1024);
     assert_eq!(allocations_after_warm_up(&mut harness, 50, 50), 0);
 }
