@@ -12,6 +12,7 @@
 //! no longer need, so memory follows the live contents.
 
 mod arena;
+mod hash;
 mod retained;
 mod subscribers;
 mod tree;

@@ -362,9 +362,11 @@ impl SubscriptionTree {
             }
         };
 
+        // The walk starts at the root without going through the branch stack, which is then
+        // only touched when a '+' exists along the way.
         let mut branches = Branches::new();
-        branches.push((ROOT, 0));
-        while let Some((mut id, mut pos)) = branches.pop() {
+        let mut walk = Some((ROOT, 0));
+        while let Some((mut id, mut pos)) = walk.take().or_else(|| branches.pop()) {
             loop {
                 let node = &self.nodes[id];
                 let wildcards = !(dollar && id == ROOT);
