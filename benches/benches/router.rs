@@ -157,6 +157,7 @@ fn sub(qos: QoS, identifier: Option<u32>) -> Subscription {
             ..SubscriptionOptions::default()
         },
         identifier,
+        session: Default::default(),
     }
 }
 

@@ -21,7 +21,7 @@ use ferrumq_broker::config::BrokerConfig;
 use ferrumq_broker::delivery::{ClientLimits, Outbox};
 use ferrumq_broker::router::Subscription;
 use ferrumq_broker::server::{AttachParams, Attached, Broker};
-use ferrumq_broker::session::Message;
+use ferrumq_broker::session::{Message, SessionLink};
 
 /// The topic every subscriber of the harness subscribes to.
 pub const TOPIC: &str = "bench/fanout/topic";
@@ -68,6 +68,7 @@ impl FanoutHarness {
             let subscription = Subscription {
                 options,
                 identifier: None,
+                session: SessionLink::to(&attached.session),
             };
             broker
                 .router

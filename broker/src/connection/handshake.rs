@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::{Connection, CLOSE_TIMEOUT};
+use super::{Connection, Transport, CLOSE_TIMEOUT};
 use crate::auth::Decision;
 use crate::codec::{
     encode, parse_remaining_length, ByteString, ConnAck, ConnAckProperties, Connect, DecodeError,
@@ -70,7 +70,7 @@ pub(super) async fn accept<S>(
     listener_publishes: prometheus::IntCounter,
 ) -> Option<Connection<S>>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: Transport,
 {
     let version = connect.protocol;
     let settings = broker.settings();

@@ -1,9 +1,8 @@
 //! Handling each packet a client sends after CONNECT.
 
 use smallvec::SmallVec;
-use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Close, Connection};
+use super::{Close, Connection, Transport};
 use crate::codec::topic::{has_wildcard, split_shared};
 use crate::codec::{
     AckProperties, ByteString, Packet, PubResponse, Publish, QoS, ReasonCode, RetainHandling,
@@ -12,7 +11,7 @@ use crate::codec::{
 use crate::config::LimitsConfig;
 use crate::router::Subscription;
 use crate::server::Routed;
-use crate::session::{InflightState, Message, Outgoing};
+use crate::session::{InflightState, LazyNow, Message, Outgoing, SessionLink};
 
 /// Whether a topic name or filter is within the configured length and level limits.
 pub(super) fn topic_within_limits(topic: &str, limits: &LimitsConfig) -> bool {
@@ -22,7 +21,7 @@ pub(super) fn topic_within_limits(topic: &str, limits: &LimitsConfig) -> bool {
 
 impl<S> Connection<S>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: Transport,
 {
     pub(super) fn handle(&mut self, packet: Packet) -> Result<(), Close> {
         match packet {
@@ -305,6 +304,7 @@ where
             let subscription = Subscription {
                 options,
                 identifier,
+                session: SessionLink::to(&self.attached.session),
             };
             let is_new = self.broker.router.write().subscribe(
                 &filter,
@@ -342,6 +342,7 @@ where
             let mut messages = Vec::new();
             self.broker.retained.read().matches(&filter, &mut messages);
             let mut routed = Routed::default();
+            let mut now = LazyNow::new();
             for message in messages {
                 let item = Outgoing {
                     qos: message.qos.min(granted),
@@ -350,7 +351,8 @@ where
                     subscription_ids: identifier.into_iter().collect::<SmallVec<[u32; 2]>>(),
                     shared_group: None,
                 };
-                self.broker.offer(&self.attached.session, item, &mut routed);
+                self.broker
+                    .offer(&self.attached.session, item, &mut routed, &mut now);
             }
         }
         Ok(())

@@ -8,15 +8,19 @@
 mod handshake;
 mod inbound;
 mod outbound;
+mod transport;
+
+pub use transport::Transport;
 
 use std::collections::HashMap;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use prometheus::IntCounter;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::codec::properties::id as property_id;
 use crate::codec::{
@@ -24,10 +28,13 @@ use crate::codec::{
     ProtocolVersion, ReasonCode, Will,
 };
 use crate::delivery::Outbox;
+use crate::pool;
 use crate::server::{Attached, Broker, Stats, WillOnClose};
 
 /// Bytes the read buffer grows by when it runs low.
 const READ_CHUNK: usize = 8 * 1024;
+/// Free space below which the read buffer grows before a read.
+const MIN_READ_ROOM: usize = 512;
 /// How long a client has to send CONNECT after the TCP connection opens.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing connection may take to write its DISCONNECT.
@@ -116,7 +123,7 @@ pub async fn serve<S>(
     peer: SocketAddr,
     listener_publishes: IntCounter,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: Transport,
 {
     let guard = ConnectionCount::new(&broker);
     let mut rbuf = BytesMut::new();
@@ -149,20 +156,42 @@ pub async fn serve<S>(
 }
 
 /// Reads until a whole CONNECT is decoded. Answers a bad CONNECT with the CONNACK the
-/// specification allows, then gives the reason as an error.
-async fn read_connect<S>(
+/// specification allows, then gives the reason as an error. Like every read, it takes a read
+/// buffer from the pool only once the socket is readable, and gives it back if nothing follows
+/// the CONNECT, so a connection storm needs few buffers at once.
+async fn read_connect<S: Transport>(
     stream: &mut S,
     rbuf: &mut BytesMut,
     decoder: &mut Decoder,
     broker: &Broker,
-) -> Result<Option<Box<crate::codec::Connect>>, String>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Result<Option<Box<crate::codec::Connect>>, String> {
     let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
     loop {
+        tokio::select! {
+            ready = stream.readable() => if ready.is_err() {
+                return Ok(None);
+            },
+            _ = tokio::time::sleep_until(deadline) => return Err("no CONNECT within the connect timeout".into()),
+            _ = broker.shutdown.cancelled() => return Ok(None),
+        }
+        if rbuf.capacity() == 0 {
+            *rbuf = pool::read_buffers().take();
+        }
+        if rbuf.capacity() - rbuf.len() < MIN_READ_ROOM {
+            rbuf.reserve(READ_CHUNK);
+        }
+        match stream.try_read_buf(rbuf) {
+            Ok(0) => return Ok(None),
+            Ok(n) => Stats::add(&broker.stats.bytes_received, n as u64),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => return Ok(None),
+        }
         let level = handshake::sniff_level(rbuf);
-        match decoder.decode(rbuf) {
+        let decoded = decoder.decode(rbuf);
+        if rbuf.is_empty() {
+            pool::read_buffers().put(std::mem::take(rbuf));
+        }
+        match decoded {
             Ok(Some(Packet::Connect(connect))) => return Ok(Some(connect)),
             Ok(Some(_)) => return Err("first packet was not CONNECT".into()),
             Ok(None) => {}
@@ -172,22 +201,12 @@ where
                 return Err(error.to_string());
             }
         }
-        rbuf.reserve(READ_CHUNK);
-        tokio::select! {
-            read = stream.read_buf(rbuf) => match read {
-                Ok(0) => return Ok(None),
-                Ok(n) => Stats::add(&broker.stats.bytes_received, n as u64),
-                Err(_) => return Ok(None),
-            },
-            _ = tokio::time::sleep_until(deadline) => return Err("no CONNECT within the connect timeout".into()),
-            _ = broker.shutdown.cancelled() => return Ok(None),
-        }
     }
 }
 
 impl<S> Connection<S>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: Transport,
 {
     /// Queues a control packet for the next write.
     fn send(&mut self, packet: &Packet) {
@@ -201,7 +220,14 @@ where
         if let Err(close) = self.handle_buffered() {
             return close;
         }
+        self.release_read_buffer();
         let shutdown = self.broker.shutdown.clone();
+        // One Keep Alive timer for the connection's life. It is armed for the deadline as of
+        // the last packet; when it fires early (packets came since), it is re-armed. Traffic
+        // never touches the timer wheel, which a new timer per loop turn did on every wake.
+        let keep_alive = self.keep_alive.map(|ka| ka + ka / 2);
+        let timer = tokio::time::sleep(keep_alive.unwrap_or(Duration::from_secs(86_400)));
+        tokio::pin!(timer);
         loop {
             // A client that stops reading blocks the write forever: shutdown must not wait for
             // it (the outbox's write is cancel-safe, so finish() can still try to flush).
@@ -213,26 +239,63 @@ where
             if let Err(close) = flushed {
                 return close;
             }
-            let deadline = self.keep_alive.map(|ka| self.last_received + ka + ka / 2);
             tokio::select! {
                 biased;
-                _ = self.broker.shutdown.cancelled() => return Close::ServerShutdown,
-                _ = wake.notified() => {}
-                read = self.stream.read_buf(&mut self.rbuf) => {
-                    match read {
-                        Ok(0) => return Close::Lost("connection closed by client".into()),
-                        Ok(n) => {
-                            Stats::add(&self.broker.stats.bytes_received, n as u64);
-                            self.last_received = Instant::now();
-                            if let Err(close) = self.handle_buffered() {
-                                return close;
-                            }
-                        }
-                        Err(error) => return Close::Lost(error.to_string()),
+                _ = shutdown.cancelled() => return Close::ServerShutdown,
+                _ = wake.notified() => {
+                    // Publishers running right now on other tasks are likely queuing more for
+                    // this client: one turn of the scheduler lets one write carry them all,
+                    // instead of a write (and a reader wake-up on the client) per message.
+                    tokio::task::yield_now().await;
+                }
+                ready = self.stream.readable() => {
+                    if let Err(error) = ready {
+                        return Close::Lost(error.to_string());
+                    }
+                    if let Err(close) = self.read_ready() {
+                        return close;
                     }
                 }
-                _ = sleep_until(deadline) => return Close::KeepAliveTimeout,
+                _ = &mut timer, if keep_alive.is_some() => {
+                    let deadline = self.last_received + keep_alive.unwrap_or_default();
+                    if Instant::now() >= deadline {
+                        return Close::KeepAliveTimeout;
+                    }
+                    timer.as_mut().reset(deadline.into());
+                }
             }
+        }
+    }
+
+    /// Reads what the socket has, into a read buffer taken from the pool only now that there
+    /// is something to read, handles every whole packet, and gives the buffer back once it
+    /// holds no partial packet: an idle connection holds no read buffer.
+    fn read_ready(&mut self) -> Result<(), Close> {
+        if self.rbuf.capacity() == 0 {
+            self.rbuf = pool::read_buffers().take();
+        }
+        if self.rbuf.capacity() - self.rbuf.len() < MIN_READ_ROOM {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        match self.stream.try_read_buf(&mut self.rbuf) {
+            Ok(0) => return Err(Close::Lost("connection closed by client".into())),
+            Ok(n) => {
+                Stats::add(&self.broker.stats.bytes_received, n as u64);
+                self.last_received = Instant::now();
+                self.handle_buffered()?;
+            }
+            // A spurious readiness: the next `readable()` waits again.
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => return Err(Close::Lost(error.to_string())),
+        }
+        self.release_read_buffer();
+        Ok(())
+    }
+
+    /// Returns the read buffer to the pool when no partial packet is waiting in it.
+    fn release_read_buffer(&mut self) {
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
+            pool::read_buffers().put(std::mem::take(&mut self.rbuf));
         }
     }
 
@@ -241,14 +304,10 @@ where
         loop {
             match self.decoder.decode(&mut self.rbuf) {
                 Ok(Some(packet)) => self.handle(packet)?,
-                Ok(None) => break,
+                Ok(None) => return Ok(()),
                 Err(error) => return Err(Close::violation(reason_for(&error), error.to_string())),
             }
         }
-        if self.rbuf.capacity() - self.rbuf.len() < 512 {
-            self.rbuf.reserve(READ_CHUNK);
-        }
-        Ok(())
     }
 
     async fn finish(mut self, close: Close) {
@@ -301,13 +360,6 @@ fn reason_for(error: &DecodeError) -> ReasonCode {
             ReasonCode::TopicAliasInvalid
         }
         _ => error.reason_code(),
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -3,14 +3,12 @@
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
-use super::{Close, Connection};
+use super::{Close, Connection, Transport};
 use crate::server::Stats;
 
 impl<S> Connection<S>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: Transport,
 {
     /// Writes pending control packets and as many queued messages as flow control allows.
     pub(super) async fn flush(&mut self) -> Result<(), Close> {

@@ -20,7 +20,7 @@ use crate::codec::{
 };
 use crate::metrics::{DropReason, Stats};
 use crate::pool;
-use crate::session::{Inflight, InflightState, Outgoing, SessionState};
+use crate::session::{Inflight, InflightState, LazyNow, Outgoing, SessionState};
 
 /// Messages moved from the queue per collect, so one busy session cannot starve its reads.
 pub const BATCH: usize = 256;
@@ -112,7 +112,7 @@ impl Outbox {
             // Older messages wait for a slot; newer ones must not overtake them (section 4.6).
             return false;
         }
-        let now = Instant::now();
+        let mut now = LazyNow::new();
         let mut sent = 0;
         while sent < BATCH {
             let Some(front) = st.queue.front() else {
@@ -124,7 +124,7 @@ impl Outbox {
             let Some(item) = st.queue.pop_front() else {
                 return false;
             };
-            let Some(expiry) = item.message.remaining_expiry(now) else {
+            let Some(expiry) = item.message.remaining_expiry(&mut now) else {
                 stats.dropped(DropReason::Expired);
                 continue;
             };
@@ -239,7 +239,7 @@ impl Outbox {
         if on_wire == st.inflight.len() {
             return on_wire;
         }
-        let now = Instant::now();
+        let mut now = LazyNow::new();
         for index in 0..st.inflight.len() {
             if on_wire >= window {
                 break;
@@ -257,7 +257,11 @@ impl Outbox {
                 self.send(&Packet::PubRel(rel));
             } else {
                 // An expired message still resends: the client may already have it.
-                let expiry = entry.item.message.remaining_expiry(now).unwrap_or(Some(0));
+                let expiry = entry
+                    .item
+                    .message
+                    .remaining_expiry(&mut now)
+                    .unwrap_or(Some(0));
                 let (item, packet_id) = (entry.item.clone(), entry.packet_id);
                 self.write_publish(&item, packet_id, true, expiry, stats);
             }

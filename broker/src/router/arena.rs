@@ -11,7 +11,7 @@ use std::collections::{hash_map, HashMap};
 use std::hash::{Hash, Hasher};
 use std::ops::{Index, IndexMut};
 
-use super::hash::LevelHashBuilder;
+use super::hash::KeyedHashBuilder;
 
 /// Index of a node in an [`Arena`].
 pub(crate) type NodeId = u32;
@@ -176,11 +176,11 @@ const LIST_MAX: usize = 8;
 /// [`LIST_MAX`] does not convert on every insert and remove.
 const LIST_BACK: usize = LIST_MAX / 2;
 
-type LevelMap = HashMap<Level, NodeId, LevelHashBuilder>;
+type LevelMap = HashMap<Level, NodeId, KeyedHashBuilder>;
 
 /// Literal (non-wildcard) children of a node, keyed by topic level.
 ///
-/// The map hashes with [`LevelHashBuilder`]: keyed (topic levels come from clients, and a
+/// The map hashes with [`KeyedHashBuilder`]: keyed (topic levels come from clients, and a
 /// predictable hash would let one client slow every lookup with colliding levels), and several
 /// times cheaper than std's SipHash.
 #[derive(Debug)]
@@ -391,7 +391,7 @@ mod tests {
         assert_eq!(c.get(""), Some(2));
         assert_eq!(c.get(&long[1..]), None);
         // A map is searched with `&[u8]`: a key and its bytes must hash alike.
-        let b = LevelHashBuilder::default();
+        let b = KeyedHashBuilder::default();
         for l in [short.as_str(), long.as_str(), ""] {
             assert_eq!(b.hash_one(Level::new(l)), b.hash_one(l.as_bytes()));
         }

@@ -1,4 +1,4 @@
-//! The hash function of the tries' child maps.
+//! The hash function of the tries' child maps and of the session map: keys chosen by clients.
 //!
 //! std's SipHash-1-3 was about 30% of the instructions of a whole match (a wide level costs a
 //! hash per lookup), so the child maps use a keyed folded-multiply hash instead, the
@@ -10,7 +10,7 @@
 //! node (the root, say) with colliding levels and slow every publish. Without the secrets a
 //! client cannot aim for collisions; this is the DoS resistance of `foldhash` — adequate
 //! against blind flooding, not a cryptographic guarantee. If the workspace adopts `foldhash`,
-//! its `fast::RandomState` can replace [`LevelHashBuilder`] one for one.
+//! its `fast::RandomState` can replace [`KeyedHashBuilder`] one for one.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -50,16 +50,16 @@ fn read_small(b: &[u8]) -> (u64, u64) {
     }
 }
 
-/// Builds [`LevelHasher`]s sharing one pair of random secrets.
+/// Builds [`KeyedHasher`]s sharing one pair of random secrets.
 #[derive(Clone, Debug)]
-pub(crate) struct LevelHashBuilder {
+pub struct KeyedHashBuilder {
     seeds: [u64; 2],
 }
 
-impl Default for LevelHashBuilder {
+impl Default for KeyedHashBuilder {
     fn default() -> Self {
         let random = RandomState::new();
-        LevelHashBuilder {
+        KeyedHashBuilder {
             seeds: [
                 random.hash_one(PI[0]) ^ PI[0],
                 random.hash_one(PI[1]) ^ PI[1],
@@ -68,12 +68,12 @@ impl Default for LevelHashBuilder {
     }
 }
 
-impl BuildHasher for LevelHashBuilder {
-    type Hasher = LevelHasher;
+impl BuildHasher for KeyedHashBuilder {
+    type Hasher = KeyedHasher;
 
     #[inline]
-    fn build_hasher(&self) -> LevelHasher {
-        LevelHasher {
+    fn build_hasher(&self) -> KeyedHasher {
+        KeyedHasher {
             acc: self.seeds[0],
             key: self.seeds[1],
         }
@@ -81,12 +81,12 @@ impl BuildHasher for LevelHashBuilder {
 }
 
 /// State of one hash computation; see the module docs.
-pub(crate) struct LevelHasher {
+pub struct KeyedHasher {
     acc: u64,
     key: u64,
 }
 
-impl Hasher for LevelHasher {
+impl Hasher for KeyedHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
         let mut rest = bytes;
@@ -122,22 +122,22 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    fn hash(b: &LevelHashBuilder, s: &[u8]) -> u64 {
+    fn hash(b: &KeyedHashBuilder, s: &[u8]) -> u64 {
         b.hash_one(s)
     }
 
     #[test]
     fn equal_keys_hash_equal_and_builders_differ() {
-        let b = LevelHashBuilder::default();
+        let b = KeyedHashBuilder::default();
         assert_eq!(hash(&b, b"device"), hash(&b, b"device"));
         assert_eq!(hash(&b, b"device"), b.clone().hash_one(&b"device"[..]));
-        let other = LevelHashBuilder::default();
+        let other = KeyedHashBuilder::default();
         assert_ne!(hash(&b, b"device"), hash(&other, b"device"));
     }
 
     #[test]
     fn no_collisions_among_many_short_and_long_levels() {
-        let b = LevelHashBuilder::default();
+        let b = KeyedHashBuilder::default();
         let mut seen = HashSet::new();
         let mut levels: Vec<Vec<u8>> = (0..100_000).map(|i| i.to_string().into_bytes()).collect();
         levels.extend((0..40).map(|n| vec![b'a'; n]));
@@ -151,7 +151,7 @@ mod tests {
     #[test]
     fn low_bits_are_spread() {
         // hashbrown indexes buckets by the low bits: sequential keys must not cluster there.
-        let b = LevelHashBuilder::default();
+        let b = KeyedHashBuilder::default();
         let mut buckets = [0u32; 64];
         for i in 0..64_000 {
             buckets[(hash(&b, i.to_string().as_bytes()) & 63) as usize] += 1;

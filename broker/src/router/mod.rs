@@ -13,6 +13,7 @@
 
 mod arena;
 mod hash;
+pub use hash::KeyedHashBuilder;
 mod retained;
 mod subscribers;
 mod tree;

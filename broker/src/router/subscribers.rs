@@ -177,6 +177,7 @@ mod tests {
         Subscription {
             options: SubscriptionOptions::default(),
             identifier: Some(id),
+            session: Default::default(),
         }
     }
 

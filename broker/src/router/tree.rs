@@ -19,6 +19,7 @@ use super::arena::{next_level, Arena, Children, NodeId, NONE, ROOT};
 use super::subscribers::{Entry, Index, SharedGroup, SubscribersMut};
 use crate::codec::topic::split_shared;
 use crate::codec::{ByteString, QoS, SubscriptionOptions};
+use crate::session::SessionLink;
 
 /// Clients are identified by their MQTT Client Identifier.
 pub type ClientId = ByteString;
@@ -29,6 +30,8 @@ pub struct Subscription {
     pub options: SubscriptionOptions,
     /// The Subscription Identifier (MQTT 5.0, section 3.8.2.1.2), if the SUBSCRIBE carried one.
     pub identifier: Option<u32>,
+    /// The subscribing session, which every match carries on to delivery.
+    pub session: SessionLink,
 }
 
 /// One delivery a PUBLISH produces.
@@ -44,6 +47,8 @@ pub struct Match {
     pub subscription_ids: SmallVec<[u32; 2]>,
     /// `Some(group)` when this delivery comes from `$share/{group}/{filter}`.
     pub shared_group: Option<ByteString>,
+    /// The session to deliver to, from the (first) matching subscription.
+    pub session: SessionLink,
 }
 
 impl Match {
@@ -59,6 +64,7 @@ impl Match {
             retain_as_published: sub.options.retain_as_published,
             subscription_ids,
             shared_group,
+            session: sub.session.clone(),
         }
     }
 }

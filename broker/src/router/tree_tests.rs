@@ -19,6 +19,7 @@ fn sub(qos: QoS, identifier: Option<u32>) -> Subscription {
             ..SubscriptionOptions::default()
         },
         identifier,
+        session: Default::default(),
     }
 }
 
@@ -477,6 +478,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
                         ..SubscriptionOptions::default()
                     },
                     identifier,
+                    session: Default::default(),
                 },
             },
         )

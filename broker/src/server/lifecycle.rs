@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use super::{Broker, Routed};
 use crate::codec::{ByteString, ProtocolVersion, PublishProperties, Will};
 use crate::pool::MessageRef;
-use crate::session::{Attachment, Message, Outgoing, Session, SessionState};
+use crate::session::{Attachment, LazyNow, Message, Outgoing, Session, SessionState};
 
 /// A connection's hold on its session.
 pub struct Attached {
@@ -264,6 +264,7 @@ impl Broker {
             .into_iter()
             .find(|m| m.shared_group == item.shared_group && m.client != from.client_id);
         let mut routed = Routed::default();
+        let mut now = LazyNow::new();
         match target.and_then(|m| self.sessions.get(&m.client).map(|s| (Arc::clone(&s), m))) {
             Some((session, m)) => {
                 let moved = Outgoing {
@@ -271,7 +272,7 @@ impl Broker {
                     subscription_ids: m.subscription_ids,
                     ..item
                 };
-                self.offer(&session, moved, &mut routed);
+                self.offer(&session, moved, &mut routed, &mut now);
             }
             None => {
                 let limits = &self.settings().limits;
@@ -279,6 +280,7 @@ impl Broker {
                     item,
                     limits.max_queued_messages as usize,
                     limits.queue_full_policy,
+                    &mut now,
                 );
             }
         }

@@ -21,15 +21,17 @@ use crate::auth::{Authenticator, ConfiguredAuth};
 use crate::codec::{ByteString, QoS};
 use crate::config::{BrokerConfig, BrokerSettings};
 use crate::pool::MessageRef;
-use crate::router::{Match, RetainedStore, SubscriptionTree};
-use crate::session::{Enqueued, Outgoing, Session};
+use crate::router::{KeyedHashBuilder, Match, RetainedStore, SubscriptionTree};
+use crate::session::{Enqueued, LazyNow, Outgoing, Session};
 
 /// Everything connections share. One per broker process.
 pub struct Broker {
     pub config: BrokerConfig,
     /// Decides who may connect (the authentication hook).
     pub authenticator: Box<dyn Authenticator>,
-    pub sessions: DashMap<ByteString, Arc<Session>>,
+    /// Keyed by client identifier, hashed with a keyed fast hash (client identifiers come from
+    /// clients; SipHash was a tenth of a fan-out's time).
+    pub sessions: DashMap<ByteString, Arc<Session>, KeyedHashBuilder>,
     pub router: RwLock<SubscriptionTree>,
     pub retained: RwLock<RetainedStore<MessageRef>>,
     pub stats: Stats,
@@ -66,7 +68,7 @@ impl Broker {
         let broker = Arc::new(Broker {
             config,
             authenticator,
-            sessions: DashMap::new(),
+            sessions: DashMap::with_hasher(KeyedHashBuilder::default()),
             router: RwLock::new(SubscriptionTree::new()),
             retained: RwLock::new(RetainedStore::new()),
             stats: Stats::new().expect("metric names are unique"),
@@ -124,14 +126,25 @@ impl Broker {
             &mut matches,
         );
         let mut routed = Routed::default();
+        let mut now = LazyNow::new();
         for m in matches.drain(..) {
-            self.deliver_match(message, m, &mut routed);
+            self.deliver_match(message, m, &mut routed, &mut now);
         }
         routed
     }
 
-    fn deliver_match(&self, message: &MessageRef, m: Match, routed: &mut Routed) {
-        let Some(session) = self.sessions.get(&m.client).map(|s| Arc::clone(&s)) else {
+    fn deliver_match(
+        &self,
+        message: &MessageRef,
+        m: Match,
+        routed: &mut Routed,
+        now: &mut LazyNow,
+    ) {
+        // Subscriptions made by clients are linked to their session; the map serves the rest
+        // (and a link whose session has ended, should a newer one hold the subscription).
+        let linked = m.session.session();
+        let Some(session) = linked.or_else(|| self.sessions.get(&m.client).map(|s| Arc::clone(&s)))
+        else {
             return;
         };
         let item = Outgoing {
@@ -142,17 +155,18 @@ impl Broker {
             subscription_ids: m.subscription_ids,
             shared_group: m.shared_group,
         };
-        self.offer(&session, item, routed);
+        self.offer(&session, item, routed, now);
     }
 
     /// Queues one delivery on a session, counting the outcome.
-    pub fn offer(&self, session: &Session, item: Outgoing, routed: &mut Routed) {
+    pub fn offer(&self, session: &Session, item: Outgoing, routed: &mut Routed, now: &mut LazyNow) {
         let limits = &self.settings().limits;
         let qos = item.qos;
         match session.deliver(
             item,
             limits.max_queued_messages as usize,
             limits.queue_full_policy,
+            now,
         ) {
             Enqueued::Queued => routed.delivered += 1,
             Enqueued::QueuedDroppingOldest => {

@@ -86,13 +86,14 @@ impl Message {
         self.wire = OutboundPublish::default();
     }
 
-    /// Seconds of Message Expiry Interval left at `now`: `Some(None)` when it never expires,
+    /// Seconds of Message Expiry Interval left now: `Some(None)` when it never expires,
     /// `None` when it has expired (section 3.3.2.3.3: expired messages are never delivered).
-    pub fn remaining_expiry(&self, now: Instant) -> Option<Option<u32>> {
+    /// Reads the clock only for a message that can expire.
+    pub fn remaining_expiry(&self, now: &mut LazyNow) -> Option<Option<u32>> {
         let Some(interval) = self.properties.message_expiry_interval else {
             return Some(None);
         };
-        let elapsed = now.saturating_duration_since(self.received_at);
+        let elapsed = now.get().saturating_duration_since(self.received_at);
         let limit = Duration::from_secs(u64::from(interval));
         if elapsed >= limit {
             return None;
@@ -101,8 +102,31 @@ impl Message {
         Some(Some(interval - elapsed.as_secs() as u32))
     }
 
-    pub fn is_expired(&self, now: Instant) -> bool {
+    pub fn is_expired(&self, now: &mut LazyNow) -> bool {
         self.remaining_expiry(now).is_none()
+    }
+}
+
+/// The current time, read from the clock at most once and only if asked for.
+///
+/// A clock read costs tens of nanoseconds (about a quarter of a fan-out to 1000 subscribers
+/// when it was read per subscriber), and only messages with an expiry interval need one, so
+/// the delivery path carries one of these instead of reading the clock up front.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LazyNow(Option<Instant>);
+
+impl LazyNow {
+    pub fn new() -> LazyNow {
+        LazyNow(None)
+    }
+
+    /// A fixed time, for tests.
+    pub fn at(now: Instant) -> LazyNow {
+        LazyNow(Some(now))
+    }
+
+    pub fn get(&mut self) -> Instant {
+        *self.0.get_or_insert_with(Instant::now)
     }
 }
 
@@ -126,12 +150,15 @@ mod tests {
         )
         .unwrap();
         let t0 = msg.received_at;
-        assert_eq!(msg.remaining_expiry(t0), Some(Some(10)));
+        assert_eq!(msg.remaining_expiry(&mut LazyNow::at(t0)), Some(Some(10)));
         assert_eq!(
-            msg.remaining_expiry(t0 + Duration::from_millis(3500)),
+            msg.remaining_expiry(&mut LazyNow::at(t0 + Duration::from_millis(3500))),
             Some(Some(7))
         );
-        assert_eq!(msg.remaining_expiry(t0 + Duration::from_secs(10)), None);
+        assert_eq!(
+            msg.remaining_expiry(&mut LazyNow::at(t0 + Duration::from_secs(10))),
+            None
+        );
         let forever = Message::pooled(
             "a".into(),
             QoS::AtMostOnce,
@@ -142,7 +169,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            forever.remaining_expiry(t0 + Duration::from_secs(1_000_000)),
+            forever.remaining_expiry(&mut LazyNow::at(t0 + Duration::from_secs(1_000_000))),
             Some(None)
         );
     }

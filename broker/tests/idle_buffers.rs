@@ -1,0 +1,109 @@
+//! An idle connection holds no I/O buffer (issue #4): read and write buffers are taken from
+//! their pools only while there is something to read or write, and given back after.
+//!
+//! Its own test binary, because the pools are process-wide: other tests' connections would
+//! hold buffers while this one counts.
+mod support;
+
+use std::time::Duration;
+
+use ferrumq_broker::codec::*;
+use ferrumq_broker::pool::{self, PoolStats};
+use support::*;
+
+/// Buffers taken from a pool and not given back.
+fn outstanding(stats: PoolStats) -> u64 {
+    stats.gets - stats.returns - stats.discards
+}
+
+/// Waits (bounded) for every buffer to come back: a client can see the broker's last write
+/// before the connection task has returned the buffer that carried it.
+async fn wait_for_all_returned() -> (u64, u64) {
+    let mut left = (u64::MAX, u64::MAX);
+    for _ in 0..200 {
+        left = (
+            outstanding(pool::read_buffers().stats()),
+            outstanding(pool::write_buffers().stats()),
+        );
+        if left == (0, 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    left
+}
+
+#[tokio::test]
+async fn idle_connections_hold_no_read_or_write_buffer() {
+    let broker = start().await;
+    let mut clients = Vec::new();
+    for i in 0..20 {
+        let version = if i % 2 == 0 {
+            ProtocolVersion::V5
+        } else {
+            ProtocolVersion::V3_1_1
+        };
+        let mut client = RawClient::connect(&broker, version, &format!("idle-{i}")).await;
+        client.subscribe(1, "idle/#", QoS::AtLeastOnce).await;
+        clients.push(client);
+    }
+    // Traffic through every connection: a QoS 1 publish fanned out to all twenty.
+    let mut publisher = RawClient::connect(&broker, ProtocolVersion::V5, "idle-pub").await;
+    publisher
+        .publish("idle/x", &[7; 3000], QoS::AtLeastOnce, 9, false)
+        .await;
+    assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
+    for client in &mut clients {
+        let got = client.expect_publish().await;
+        assert_eq!(got.payload.len(), 3000);
+        client
+            .send(&Packet::PubAck(PubResponse {
+                packet_id: got.packet_id,
+                ..Default::default()
+            }))
+            .await;
+    }
+    assert!(
+        pool::read_buffers().stats().gets >= 20,
+        "reads use the pool"
+    );
+    assert!(
+        pool::write_buffers().stats().gets >= 20,
+        "writes use the pool"
+    );
+    assert_eq!(
+        wait_for_all_returned().await,
+        (0, 0),
+        "(read, write) buffers still held by 21 idle connections"
+    );
+
+    // Half a PUBLISH: the connection keeps its read buffer (and those bytes) until the rest
+    // arrives, then handles the whole packet and gives the buffer back.
+    let mut wire = bytes::BytesMut::new();
+    let publish = Publish {
+        topic: "idle/split".into(),
+        payload: bytes::Bytes::from_static(b"split across two reads"),
+        ..Publish::default()
+    };
+    encode(&Packet::Publish(publish), ProtocolVersion::V5, &mut wire).unwrap();
+    let (head, tail) = wire.split_at(6);
+    publisher.send_raw(head).await;
+    let mut held = 0;
+    for _ in 0..200 {
+        held = outstanding(pool::read_buffers().stats());
+        if held == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        held, 1,
+        "the connection holding a partial packet keeps one read buffer"
+    );
+    publisher.send_raw(tail).await;
+    for client in &mut clients {
+        let got = client.expect_publish().await;
+        assert_eq!(&got.payload[..], b"split across two reads");
+    }
+    assert_eq!(wait_for_all_returned().await, (0, 0));
+}
