@@ -187,7 +187,7 @@ where
         version,
         client_id,
         attached,
-        will: connect.will,
+        will: connect.will.map(Box::new),
         keep_alive: (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive))),
         last_received: Instant::now(),
         problem_information: props.request_problem_information.unwrap_or(true),

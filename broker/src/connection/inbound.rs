@@ -10,7 +10,7 @@ use crate::codec::{
 };
 use crate::config::LimitsConfig;
 use crate::router::Subscription;
-use crate::server::Routed;
+use crate::server::{Routed, Stats};
 use crate::session::{InflightState, LazyNow, Message, Outgoing, SessionLink};
 
 /// Whether a topic name or filter is within the configured length and level limits.
@@ -124,7 +124,7 @@ where
 
     fn on_publish(&mut self, mut publish: Publish) -> Result<(), Close> {
         let received = std::time::Instant::now();
-        self.listener_publishes.inc();
+        Stats::add(&self.listener_publishes, 1);
         let settings = self.broker.settings();
         if !publish.properties.subscription_identifiers.is_empty() {
             return Err(Close::violation(
@@ -223,8 +223,7 @@ where
         let routed = self.broker.publish(message);
         let reason = ack_reason(routed);
         if qos != QoS::AtMostOnce {
-            let latency = received.elapsed().as_secs_f64();
-            self.broker.stats.ack_latency.observe(latency);
+            self.broker.stats.observe_ack(received.elapsed());
         }
         self.ack(
             qos,

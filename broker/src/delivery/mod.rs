@@ -18,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 use crate::codec::{
     encode, ByteString, Delivery, Packet, ProtocolVersion, PubResponse, QoS, ReasonCode,
 };
-use crate::metrics::{DropReason, Stats};
+use crate::metrics::{DropReason, Stats, PATH_METRICS};
 use crate::pool;
 use crate::session::{Inflight, InflightState, LazyNow, Outgoing, SessionState};
 
@@ -208,7 +208,9 @@ impl Outbox {
                 .push_back(Chunk::Payload(message.payload.clone()));
         }
         stats.delivered(item.qos);
-        self.received.push(message.received_at);
+        if PATH_METRICS {
+            self.received.push(message.received_at);
+        }
         true
     }
 

@@ -1,6 +1,9 @@
 //! Sending an outbox's pieces with vectored writes.
 
+use std::future::poll_fn;
 use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use smallvec::SmallVec;
@@ -39,18 +42,7 @@ impl Outbox {
         self.list_buffered();
         let mut total = 0;
         while !self.chunks.is_empty() {
-            let written = {
-                let mut slices: SmallVec<[IoSlice<'_>; MAX_IOVECS]> = SmallVec::new();
-                for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
-                    let bytes: &[u8] = match chunk {
-                        Chunk::Head(range) => &self.buf[range.clone()],
-                        Chunk::Payload(payload) => payload,
-                    };
-                    let skip = if i == 0 { self.front_written } else { 0 };
-                    slices.push(IoSlice::new(&bytes[skip..]));
-                }
-                writer.write_vectored(&slices).await?
-            };
+            let written = poll_fn(|cx| self.poll_write_front(writer, cx)).await?;
             if written == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -60,6 +52,26 @@ impl Outbox {
         writer.flush().await?;
         self.written(stats);
         Ok(total)
+    }
+
+    /// One `writev` of up to [`MAX_IOVECS`] pending pieces. The slice list is built on the
+    /// stack inside the poll, not held across the await: it would otherwise add a kilobyte
+    /// to every connection's task, idle or not.
+    fn poll_write_front<W: AsyncWrite + Unpin>(
+        &self,
+        writer: &mut W,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        let mut slices: SmallVec<[IoSlice<'_>; MAX_IOVECS]> = SmallVec::new();
+        for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
+            let bytes: &[u8] = match chunk {
+                Chunk::Head(range) => &self.buf[range.clone()],
+                Chunk::Payload(payload) => payload,
+            };
+            let skip = if i == 0 { self.front_written } else { 0 };
+            slices.push(IoSlice::new(&bytes[skip..]));
+        }
+        Pin::new(writer).poll_write_vectored(cx, &slices)
     }
 
     /// Drops `n` written bytes from the front of the list.
@@ -86,11 +98,12 @@ impl Outbox {
         self.front_written = 0;
         self.buf.clear();
         self.unlisted_from = 0;
+        if self.received.is_empty() {
+            return;
+        }
         let now = Instant::now();
         for received in self.received.drain(..) {
-            stats
-                .delivery_latency
-                .observe(now.saturating_duration_since(received).as_secs_f64());
+            stats.observe_delivery(now.saturating_duration_since(received));
         }
     }
 

@@ -15,7 +15,15 @@ use prometheus::{
 pub use collector::StateCollector;
 pub use pools::PoolCollector;
 
+use std::time::Duration;
+
 use crate::codec::{ProtocolVersion, QoS, ReasonCode};
+
+/// Whether the message path updates its metrics: always, except in a build with the
+/// `no-path-metrics` feature, which exists only to measure what the updates cost (the fan-out
+/// benchmark run with metrics on and off, in `benches/RESULTS.md`). Such a build's metrics
+/// stay at zero, so its metric tests fail by design; it is never a release build.
+pub const PATH_METRICS: bool = !cfg!(feature = "no-path-metrics");
 
 /// Histogram buckets from 5 µs to 5 s: the broker's latencies span that whole range.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -176,7 +184,9 @@ impl Stats {
     }
 
     pub fn add(counter: &IntCounter, n: u64) {
-        counter.inc_by(n);
+        if PATH_METRICS {
+            counter.inc_by(n);
+        }
     }
 
     pub fn get(counter: &IntCounter) -> u64 {
@@ -184,15 +194,35 @@ impl Stats {
     }
 
     pub fn received(&self, qos: QoS) {
-        self.messages_received[qos_index(qos)].inc();
+        if PATH_METRICS {
+            self.messages_received[qos_index(qos)].inc();
+        }
     }
 
     pub fn delivered(&self, qos: QoS) {
-        self.messages_delivered[qos_index(qos)].inc();
+        if PATH_METRICS {
+            self.messages_delivered[qos_index(qos)].inc();
+        }
     }
 
     pub fn dropped(&self, reason: DropReason) {
-        self.dropped[reason as usize].inc();
+        if PATH_METRICS {
+            self.dropped[reason as usize].inc();
+        }
+    }
+
+    /// Records one message's publish-to-delivery time.
+    pub fn observe_delivery(&self, latency: Duration) {
+        if PATH_METRICS {
+            self.delivery_latency.observe(latency.as_secs_f64());
+        }
+    }
+
+    /// Records one PUBLISH's time from receipt to its PUBACK or PUBREC.
+    pub fn observe_ack(&self, latency: Duration) {
+        if PATH_METRICS {
+            self.ack_latency.observe(latency.as_secs_f64());
+        }
     }
 
     pub fn received_total(&self) -> u64 {
