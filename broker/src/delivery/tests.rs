@@ -1,0 +1,116 @@
+//! The outbox's pieces: heads and small payloads in one buffer, large payloads shared.
+
+use bytes::Bytes;
+use smallvec::SmallVec;
+
+use super::*;
+use crate::codec::{Decoder, Publish};
+use crate::session::{Message, Session};
+
+fn limits() -> ClientLimits {
+    ClientLimits {
+        version: ProtocolVersion::V3_1_1,
+        inflight_window: 16,
+        maximum_packet_size: u32::MAX,
+        topic_alias_maximum: 0,
+    }
+}
+
+fn queue(st: &mut SessionState, payload: Bytes) {
+    let message = Message::pooled(
+        "t/1".into(),
+        QoS::AtMostOnce,
+        false,
+        payload,
+        Default::default(),
+        None,
+    )
+    .unwrap();
+    st.queue.push_back(Outgoing {
+        message,
+        qos: QoS::AtMostOnce,
+        retain: false,
+        subscription_ids: SmallVec::new(),
+        shared_group: None,
+    });
+}
+
+/// Decodes everything the outbox would write.
+fn written_publishes(outbox: &mut Outbox, stats: &Stats) -> Vec<Publish> {
+    let mut wire = Vec::new();
+    outbox.drain_into(&mut wire, stats);
+    let mut buf = bytes::BytesMut::from(&wire[..]);
+    let mut decoder =
+        Decoder::with_version(ProtocolVersion::V3_1_1, crate::codec::MAX_PACKET_SIZE_LIMIT);
+    let mut out = Vec::new();
+    while let Some(packet) = decoder.decode(&mut buf).unwrap() {
+        match packet {
+            Packet::Publish(p) => out.push(p),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(buf.is_empty(), "trailing bytes");
+    out
+}
+
+#[test]
+fn small_payloads_travel_in_the_buffer_as_one_piece() {
+    let stats = Stats::new().unwrap();
+    let session = Session::new("c".into());
+    let mut st = session.state.lock();
+    for i in 0..3u8 {
+        queue(&mut st, Bytes::from(vec![i; 64]));
+    }
+    let mut outbox = Outbox::new(limits());
+    outbox.collect(&mut st, &stats);
+    outbox.list_buffered();
+    assert_eq!(
+        outbox.chunks.len(),
+        1,
+        "three heads and payloads in one piece"
+    );
+    let got = written_publishes(&mut outbox, &stats);
+    assert_eq!(got.len(), 3);
+    for (i, p) in got.iter().enumerate() {
+        assert_eq!(&p.payload[..], &vec![i as u8; 64][..]);
+    }
+}
+
+#[test]
+fn large_payloads_are_shared_not_copied() {
+    let stats = Stats::new().unwrap();
+    let session = Session::new("c".into());
+    let mut st = session.state.lock();
+    let payload = Bytes::from(vec![9u8; INLINE_PAYLOAD_MAX + 1]);
+    queue(&mut st, payload.clone());
+    let mut outbox = Outbox::new(limits());
+    outbox.collect(&mut st, &stats);
+    outbox.list_buffered();
+    let shared = outbox.chunks.iter().any(|c| match c {
+        Chunk::Payload(p) => p.as_ptr() == payload.as_ptr() && p.len() == payload.len(),
+        Chunk::Head(_) => false,
+    });
+    assert!(shared, "the payload piece is the message's own bytes");
+    let got = written_publishes(&mut outbox, &stats);
+    assert_eq!(got[0].payload, payload);
+}
+
+#[test]
+fn inlining_never_grows_the_buffer() {
+    let stats = Stats::new().unwrap();
+    let session = Session::new("c".into());
+    let mut st = session.state.lock();
+    let mut outbox = Outbox::new(limits());
+    outbox.ensure_buffer();
+    let capacity = outbox.buf.capacity();
+    // More small messages than the buffer holds inline: the rest go as shared pieces.
+    let n = capacity / INLINE_PAYLOAD_MAX + 8;
+    for _ in 0..n {
+        queue(&mut st, Bytes::from(vec![1u8; INLINE_PAYLOAD_MAX]));
+    }
+    while outbox.collect(&mut st, &stats) {}
+    assert!(st.queue.is_empty());
+    assert_eq!(outbox.buf.capacity(), capacity, "the buffer did not grow");
+    assert!(outbox.chunks.iter().any(|c| matches!(c, Chunk::Payload(_))));
+    assert_eq!(written_publishes(&mut outbox, &stats).len(), n);
+}
