@@ -68,12 +68,13 @@ impl FanoutHarness {
             let subscription = Subscription {
                 options,
                 identifier: None,
-                session: SessionLink::to(&attached.session),
+                session: SessionLink::default(),
             };
-            broker
-                .router
-                .write()
-                .subscribe(TOPIC, &client_id, subscription.clone());
+            let linked = Subscription {
+                session: SessionLink::to(&attached.session),
+                ..subscription.clone()
+            };
+            broker.router.write().subscribe(TOPIC, &client_id, linked);
             attached
                 .session
                 .state

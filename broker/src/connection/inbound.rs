@@ -303,13 +303,17 @@ where
             let subscription = Subscription {
                 options,
                 identifier,
-                session: SessionLink::to(&self.attached.session),
+                session: SessionLink::default(),
             };
-            let is_new = self.broker.router.write().subscribe(
-                &filter,
-                &self.client_id,
-                subscription.clone(),
-            );
+            let linked = Subscription {
+                session: SessionLink::to(&self.attached.session),
+                ..subscription.clone()
+            };
+            let is_new = self
+                .broker
+                .router
+                .write()
+                .subscribe(&filter, &self.client_id, linked);
             self.attached
                 .session
                 .state

@@ -255,12 +255,7 @@ where
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Close::ServerShutdown,
-                _ = wake.notified() => {
-                    // Publishers running right now on other tasks are likely queuing more for
-                    // this client: one turn of the scheduler lets one write carry them all,
-                    // instead of a write (and a reader wake-up on the client) per message.
-                    tokio::task::yield_now().await;
-                }
+                _ = wake.notified() => {}
                 ready = self.stream.readable() => {
                     if let Err(error) = ready {
                         return Close::Lost(error.to_string());

@@ -19,7 +19,7 @@ mod subscribers;
 mod tree;
 
 pub use retained::RetainedStore;
-pub use tree::{ClientId, Match, Subscription, SubscriptionTree};
+pub use tree::{ClientId, Match, MatchRef, Subscription, SubscriptionTree};
 
 #[cfg(test)]
 mod reference;

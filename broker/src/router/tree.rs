@@ -51,7 +51,48 @@ pub struct Match {
     pub session: SessionLink,
 }
 
+/// One delivery borrowed from the tree (or from a merged [`Match`]), as
+/// [`SubscriptionTree::visit_matches`] hands it out.
+#[derive(Debug, Clone, Copy)]
+pub struct MatchRef<'a> {
+    pub client: &'a ClientId,
+    pub qos: QoS,
+    pub retain_as_published: bool,
+    pub subscription_ids: &'a [u32],
+    pub shared_group: Option<&'a ByteString>,
+    pub session: &'a SessionLink,
+}
+
+impl<'a> MatchRef<'a> {
+    #[inline]
+    fn of(
+        client: &'a ClientId,
+        sub: &'a Subscription,
+        shared_group: Option<&'a ByteString>,
+    ) -> Self {
+        MatchRef {
+            client,
+            qos: sub.options.qos,
+            retain_as_published: sub.options.retain_as_published,
+            subscription_ids: sub.identifier.as_slice(),
+            shared_group,
+            session: &sub.session,
+        }
+    }
+}
+
 impl Match {
+    pub fn as_ref(&self) -> MatchRef<'_> {
+        MatchRef {
+            client: &self.client,
+            qos: self.qos,
+            retain_as_published: self.retain_as_published,
+            subscription_ids: &self.subscription_ids,
+            shared_group: self.shared_group.as_ref(),
+            session: &self.session,
+        }
+    }
+
     #[inline]
     fn new(client: &ClientId, sub: &Subscription, shared_group: Option<ByteString>) -> Match {
         let mut subscription_ids = SmallVec::new();
@@ -347,11 +388,10 @@ impl SubscriptionTree {
         out: &mut Vec<Match>,
     ) {
         let start = out.len();
-        let dollar = topic.starts_with('$');
         // Nodes that contributed non-shared matches: a client can appear twice only if more
         // than one did, so merging is skipped in the common case.
         let mut contributing = 0usize;
-        let mut collect = |node: &Node, out: &mut Vec<Match>| {
+        self.for_each_matching_node(topic, |node| {
             let before = out.len();
             for (client, sub) in &node.subs {
                 if !(sub.options.no_local && publisher == Some(client)) {
@@ -366,8 +406,55 @@ impl SubscriptionTree {
                     out.push(Match::new(client, sub, Some(group.name.clone())));
                 }
             }
-        };
+        });
+        if contributing > 1 {
+            merge_per_client(out, start);
+        }
+    }
 
+    /// Calls `visit` for each delivery [`matches`](Self::matches) would produce, in the same
+    /// order, borrowing from the tree. When at most one node holds matching non-shared
+    /// subscriptions (the usual case: nothing to merge) no [`Match`] is built and nothing is
+    /// cloned, which is what fan-out to many subscribers pays per subscriber; otherwise the
+    /// merged list is built in `scratch` (left empty) and visited from there.
+    pub fn visit_matches(
+        &self,
+        topic: &str,
+        publisher: Option<&ClientId>,
+        available: &dyn Fn(&ClientId) -> bool,
+        scratch: &mut Vec<Match>,
+        visit: &mut dyn FnMut(MatchRef<'_>),
+    ) {
+        let mut nodes: SmallVec<[&Node; 16]> = SmallVec::new();
+        self.for_each_matching_node(topic, |node| nodes.push(node));
+        if nodes.iter().filter(|node| !node.subs.is_empty()).count() > 1 {
+            scratch.clear();
+            self.matches(topic, publisher, available, scratch);
+            for m in scratch.iter() {
+                visit(m.as_ref());
+            }
+            scratch.clear();
+            return;
+        }
+        for node in nodes {
+            for (client, sub) in &node.subs {
+                if !(sub.options.no_local && publisher == Some(client)) {
+                    visit(MatchRef::of(client, sub, None));
+                }
+            }
+            for group in node.groups() {
+                if let Some((client, sub)) = group.pick(publisher, available) {
+                    visit(MatchRef::of(client, sub, Some(&group.name)));
+                }
+            }
+        }
+    }
+
+    /// Calls `f` on every node whose subscriptions match `topic`: the walk shared by
+    /// [`matches`](Self::matches) and [`visit_matches`](Self::visit_matches).
+    #[inline]
+    fn for_each_matching_node<'a>(&'a self, topic: &str, mut f: impl FnMut(&'a Node)) {
+        let dollar = topic.starts_with('$');
         // The walk starts at the root without going through the branch stack, which is then
         // only touched when a '+' exists along the way.
         let mut branches = Branches::new();
@@ -377,10 +464,10 @@ impl SubscriptionTree {
                 let node = &self.nodes[id];
                 let wildcards = !(dollar && id == ROOT);
                 if node.hash != NONE && wildcards {
-                    collect(&self.nodes[node.hash], out);
+                    f(&self.nodes[node.hash]);
                 }
                 if pos > topic.len() {
-                    collect(node, out);
+                    f(node);
                     break;
                 }
                 let (level, next) = next_level(topic, pos);
@@ -392,9 +479,6 @@ impl SubscriptionTree {
                     None => break,
                 }
             }
-        }
-        if contributing > 1 {
-            merge_per_client(out, start);
         }
     }
 

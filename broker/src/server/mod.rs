@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use dashmap::DashMap;
 use parking_lot::RwLock;
+use smallvec::SmallVec;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -21,7 +22,7 @@ use crate::auth::{Authenticator, ConfiguredAuth};
 use crate::codec::{ByteString, QoS};
 use crate::config::{BrokerConfig, BrokerSettings};
 use crate::pool::MessageRef;
-use crate::router::{KeyedHashBuilder, Match, RetainedStore, SubscriptionTree};
+use crate::router::{KeyedHashBuilder, MatchRef, RetainedStore, SubscriptionTree};
 use crate::session::{Enqueued, LazyNow, Outgoing, Session};
 
 /// Everything connections share. One per broker process.
@@ -117,45 +118,44 @@ impl Broker {
 
     /// Routes `message` to every matching subscription: one delivery per client (overlapping
     /// subscriptions merged, section 3.3.4), one member per shared group (section 4.8.2).
+    ///
+    /// Deliveries are queued while the tree's read lock is held, borrowing each subscription's
+    /// session from the tree: nothing is cloned per subscriber but the message handle.
     pub fn route(&self, message: &MessageRef) -> Routed {
-        let mut matches = crate::pool::routing_results().get();
-        self.router.read().matches(
+        let mut scratch = crate::pool::routing_results().get();
+        let mut routed = Routed::default();
+        let mut now = LazyNow::new();
+        self.router.read().visit_matches(
             &message.topic,
             message.publisher.as_ref(),
             &|client| self.is_attached(client),
-            &mut matches,
+            &mut scratch,
+            &mut |m| self.deliver_match(message, m, &mut routed, &mut now),
         );
-        let mut routed = Routed::default();
-        let mut now = LazyNow::new();
-        for m in matches.drain(..) {
-            self.deliver_match(message, m, &mut routed, &mut now);
-        }
         routed
     }
 
     fn deliver_match(
         &self,
         message: &MessageRef,
-        m: Match,
+        m: MatchRef<'_>,
         routed: &mut Routed,
         now: &mut LazyNow,
     ) {
-        // Subscriptions made by clients are linked to their session; the map serves the rest
-        // (and a link whose session has ended, should a newer one hold the subscription).
-        let linked = m.session.session();
-        let Some(session) = linked.or_else(|| self.sessions.get(&m.client).map(|s| Arc::clone(&s)))
-        else {
-            return;
-        };
         let item = Outgoing {
             message: message.clone(),
             qos: message.qos.min(m.qos),
             // [MQTT-3.3.1-12/13]: RETAIN is cleared unless Retain As Published.
             retain: message.retain && m.retain_as_published,
-            subscription_ids: m.subscription_ids,
-            shared_group: m.shared_group,
+            subscription_ids: SmallVec::from_slice(m.subscription_ids),
+            shared_group: m.shared_group.cloned(),
         };
-        self.offer(&session, item, routed, now);
+        // Subscriptions made by clients are linked to their session; the map serves the rest.
+        if let Some(session) = m.session.session() {
+            self.offer(session, item, routed, now);
+        } else if let Some(session) = self.sessions.get(m.client).map(|s| Arc::clone(&s)) {
+            self.offer(&session, item, routed, now);
+        }
     }
 
     /// Queues one delivery on a session, counting the outcome.

@@ -9,7 +9,7 @@ mod message;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -28,32 +28,30 @@ use crate::router::Subscription;
 /// directly instead of looking its client identifier up in the session map for every
 /// delivery (that lookup was a tenth of a fan-out's time).
 ///
-/// Weak, because sessions hold their own subscriptions. A session ends by leaving the map and
-/// then removing its subscriptions; a subscription made by a newer session for the same
-/// client replaces the link, so a link never leads to a session other than the one the map
-/// lookup would have found for that subscription.
+/// Only the subscription tree's copy of a subscription is linked; the session's own record
+/// of its subscriptions is not (that would be a cycle). The link is strong, so delivering
+/// under the tree's read lock borrows the session without touching its reference count,
+/// whose cache line the subscriber's connection shares. A session ends by leaving the map
+/// and then removing its subscriptions from the tree, which drops the links; a subscription
+/// made by a newer session for the same client replaces the link.
 #[derive(Clone, Default)]
-pub struct SessionLink(Option<Weak<Session>>);
+pub struct SessionLink(Option<Arc<Session>>);
 
 impl SessionLink {
     pub fn to(session: &Arc<Session>) -> SessionLink {
-        SessionLink(Some(Arc::downgrade(session)))
+        SessionLink(Some(Arc::clone(session)))
     }
 
-    /// The session, while it lives; `None` for an unlinked subscription.
-    pub fn session(&self) -> Option<Arc<Session>> {
-        self.0.as_ref()?.upgrade()
-    }
-
-    pub fn is_linked(&self) -> bool {
-        self.0.is_some()
+    /// The linked session; `None` for an unlinked subscription.
+    pub fn session(&self) -> Option<&Arc<Session>> {
+        self.0.as_ref()
     }
 }
 
 impl PartialEq for SessionLink {
     fn eq(&self, other: &SessionLink) -> bool {
         match (&self.0, &other.0) {
-            (Some(a), Some(b)) => Weak::ptr_eq(a, b),
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
             (None, None) => true,
             _ => false,
         }
@@ -64,9 +62,8 @@ impl Eq for SessionLink {}
 
 impl fmt::Debug for SessionLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.session() {
+        match &self.0 {
             Some(session) => write!(f, "SessionLink({})", session.client_id),
-            None if self.is_linked() => f.write_str("SessionLink(ended)"),
             None => f.write_str("SessionLink(none)"),
         }
     }
