@@ -20,7 +20,9 @@
 //! overlapping ones (which triggers the per-client merge).
 //!
 //! One `match` operation is: one `matches` call (with a publisher, so No Local is checked)
-//! into a reused output vec, then clear (dropping the `Match`es). Allocations per operation are
+//! into a reused output vec, then clear (dropping the `Match`es). One `visit` operation is one
+//! `visit_matches` call, the borrowing form the broker routes with, whose visitor reads each
+//! delivery's QoS. Allocations per operation are
 //! printed next to criterion's timing by `ferrumq_benches::report_allocs`.
 //!
 //! Time is the benchmark thread's CPU time ([`CpuTime`]), so that figures taken on a shared,
@@ -226,6 +228,52 @@ fn bench_match(
     report_allocs(&name, (ALLOC_ITERS / expect as u64).max(100), op);
 }
 
+/// Benchmarks one `visit` operation: one `visit_matches` call (what the broker's routing
+/// does) with a visitor that reads each delivery's QoS, over `topics` as [`bench_match`].
+fn bench_visit(
+    c: &mut C,
+    (group, function, param): (&str, &str, &str),
+    tree: &SubscriptionTree,
+    topics: &[String],
+    expect: usize,
+) {
+    let name = format!("{group}/{function}/{param}");
+    if !selected(&name) {
+        return;
+    }
+    let publisher = ClientId::from("publisher");
+    let mut scratch: Vec<Match> = Vec::new();
+    for topic in topics {
+        let mut seen = 0;
+        tree.visit_matches(
+            topic,
+            Some(&publisher),
+            &available,
+            &mut scratch,
+            &mut |_| seen += 1,
+        );
+        assert_eq!(seen, expect, "{name}: {topic}");
+    }
+    let mut k = 0usize;
+    let mut op = || {
+        let topic = &topics[k % topics.len()];
+        k = k.wrapping_add(1);
+        let mut qos = 0u8;
+        tree.visit_matches(
+            black_box(topic),
+            Some(&publisher),
+            &available,
+            &mut scratch,
+            &mut |m| qos = qos.wrapping_add(m.qos.as_u8()),
+        );
+        black_box(qos);
+    };
+    let mut g = group_of(c, group);
+    g.bench_function(BenchmarkId::new(function, param), |b| b.iter(&mut op));
+    g.finish();
+    report_allocs(&name, (ALLOC_ITERS / expect as u64).max(100), op);
+}
+
 /// Criterion's name filter, if one was given and is a plain substring: setups (building a
 /// 1M tree, counting allocations) are skipped for benchmarks it excludes, so that profiling one
 /// benchmark profiles only it.
@@ -284,8 +332,10 @@ fn match_benches(c: &mut C) {
         let hot = topics(n, 1);
         let scattered = topics(n, SCATTERED_TOPICS);
         for set in Set::ALL {
-            let ids =
-                ["hot", "scattered"].map(|p| format!("match/{}/{p}/{}", set.name(), label(n)));
+            let ids = ["match", "visit"].map(|g| {
+                ["hot", "scattered"].map(|p| format!("{g}/{}/{p}/{}", set.name(), label(n)))
+            });
+            let ids = ids.as_flattened();
             if !ids.iter().any(|id| selected(id)) {
                 continue;
             }
@@ -295,6 +345,8 @@ fn match_benches(c: &mut C) {
             bench_match(c, ("match", &hot_name, &size), &tree, &hot, 1);
             let scattered_name = format!("{}/scattered", set.name());
             bench_match(c, ("match", &scattered_name, &size), &tree, &scattered, 1);
+            bench_visit(c, ("visit", &hot_name, &size), &tree, &hot, 1);
+            bench_visit(c, ("visit", &scattered_name, &size), &tree, &scattered, 1);
         }
     }
 }
