@@ -242,15 +242,23 @@ where
         let timer = tokio::time::sleep(keep_alive.unwrap_or(Duration::from_secs(86_400)));
         tokio::pin!(timer);
         loop {
-            // A client that stops reading blocks the write forever: shutdown must not wait for
-            // it (the outbox's write is cancel-safe, so finish() can still try to flush).
+            // A client that stops reading blocks the write: shutdown must not wait for it
+            // (the outbox's write is cancel-safe, so finish() can still try to flush), and
+            // neither must Keep Alive, or a client that neither reads nor sends would hold its
+            // connection for ever.
             let flushed = tokio::select! {
                 biased;
-                flushed = self.flush() => flushed,
+                flushed = self.flush() => flushed.map(|()| true),
                 _ = shutdown.cancelled() => Err(Close::ServerShutdown),
+                _ = &mut timer, if keep_alive.is_some() => {
+                    self.keep_alive_fired(timer.as_mut(), keep_alive.unwrap_or_default()).map(|()| false)
+                }
             };
-            if let Err(close) = flushed {
-                return close;
+            match flushed {
+                Err(close) => return close,
+                // The timer was re-armed: go back to writing.
+                Ok(false) => continue,
+                Ok(true) => {}
             }
             tokio::select! {
                 biased;
@@ -265,14 +273,33 @@ where
                     }
                 }
                 _ = &mut timer, if keep_alive.is_some() => {
-                    let deadline = self.last_received + keep_alive.unwrap_or_default();
-                    if Instant::now() >= deadline {
-                        return Close::KeepAliveTimeout;
+                    if let Err(close) = self.keep_alive_fired(timer.as_mut(), keep_alive.unwrap_or_default()) {
+                        return close;
                     }
-                    timer.as_mut().reset(deadline.into());
                 }
             }
         }
+    }
+
+    /// The Keep Alive timer fired. Closes the connection if nothing has come from the client
+    /// for `limit` (one and a half times Keep Alive) [MQTT-3.1.2-24]; else re-arms the timer
+    /// for the deadline as of the last packet. Packets that wait unread because a write to a
+    /// slow reader was blocked are read first, so a client that is alive but reads slowly is
+    /// not mistaken for a dead one.
+    fn keep_alive_fired(
+        &mut self,
+        timer: std::pin::Pin<&mut tokio::time::Sleep>,
+        limit: Duration,
+    ) -> Result<(), Close> {
+        if Instant::now() >= self.last_received + limit {
+            self.read_ready()?;
+        }
+        let deadline = self.last_received + limit;
+        if Instant::now() >= deadline {
+            return Err(Close::KeepAliveTimeout);
+        }
+        timer.reset(deadline.into());
+        Ok(())
     }
 
     /// Reads what the socket has, into a read buffer taken from the pool only now that there

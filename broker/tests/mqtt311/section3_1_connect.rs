@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use ferrumq_broker::codec::*;
+use ferrumq_broker::listeners::RunningBroker;
 
 use crate::support::*;
 use crate::util::*;
@@ -382,6 +383,89 @@ async fn mqtt_3_1_2_24_keep_alive_reset_by_each_packet() {
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(800)).await;
         expect_alive(&mut c).await;
+    }
+    broker.shutdown().await;
+}
+
+/// Connects a subscriber with Keep Alive 1 s that will not read, and floods it with QoS 0
+/// messages until the broker's writes to it block (25 MiB, far beyond loopback's socket
+/// buffers). Returns the broker, the subscriber and the publisher (kept connected).
+async fn blocked_subscriber(client_id: &str) -> (RunningBroker, RawClient, RawClient) {
+    let broker = start().await;
+    let (mut sub, _) = connect_ok(
+        &broker,
+        Connect {
+            keep_alive: 1,
+            ..connect_packet(V4, client_id)
+        },
+    )
+    .await;
+    sub.subscribe(1, "flood", QoS::AtMostOnce).await;
+    let mut publisher = connect(&broker, "flooder").await;
+    let publish = Packet::Publish(Publish {
+        topic: "flood".into(),
+        payload: bytes::Bytes::from(vec![0x5A; 64 * 1024]),
+        ..Publish::default()
+    });
+    for _ in 0..400 {
+        publisher.send(&publish).await;
+    }
+    (broker, sub, publisher)
+}
+
+/// Waits (bounded) until the broker has `n` connections; returns the count last seen.
+async fn wait_for_connections(broker: &RunningBroker, n: usize, within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = broker
+            .broker
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now == n || Instant::now() >= deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn mqtt_3_1_2_24_keep_alive_closes_a_client_that_neither_reads_nor_sends() {
+    let (broker, _sub, _publisher) = blocked_subscriber("stuck").await;
+    // Keep Alive must end the connection even though its writes are blocked: only the
+    // flooding publisher stays connected.
+    assert_eq!(
+        wait_for_connections(&broker, 1, Duration::from_secs(15)).await,
+        1,
+        "the stuck subscriber is still connected"
+    );
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn mqtt_3_1_2_24_a_slow_reader_that_keeps_sending_stays_connected() {
+    let (broker, mut sub, _publisher) = blocked_subscriber("slow").await;
+    // Sleep: 3 s of PINGREQs every 0.5 s (Keep Alive 1 s) while the broker's writes to this
+    // client stay blocked; the broker must read them and keep the connection.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        sub.send(&Packet::PingReq).await;
+    }
+    assert_eq!(
+        broker
+            .broker
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "a client that sends within Keep Alive was closed"
+    );
+    // It is still served: reading on, it gets the flood and a PINGRESP per PINGREQ.
+    let mut pongs = 0;
+    while pongs < 6 {
+        match sub.recv().await {
+            Packet::PingResp => pongs += 1,
+            Packet::Publish(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
     }
     broker.shutdown().await;
 }
