@@ -14,9 +14,8 @@
 //! ferrumq_pool_* (how often a buffer is reused depends on the pools' internals; the pools'
 //! own tests pin those counters down).
 //! `ferrumq_bytes_total` is compared exactly too: the test meters every byte its clients send
-//! and receive. The one exception is a write made while the broker closes a connection (its
-//! DISCONNECT 0x8E/0x8D, a refusing CONNACK), which the broker does not count as sent; steps
-//! that end in such a write compare only the `in` direction.
+//! and receive, including what the broker writes as it closes a connection (a DISCONNECT
+//! 0x8E, a refusing CONNACK).
 //!
 //! The second test installs the counting allocator and checks that the metric updates made on
 //! the message path (counter increments, histogram observations) never touch the heap.
@@ -230,19 +229,18 @@ impl Meter {
     }
 
     /// The byte counters' expected changes since the last call, and a reset.
-    fn take(&mut self, out_too: bool) -> Vec<(String, f64)> {
-        let mut expected = vec![(BYTES_IN.to_owned(), self.sent_by_clients as f64)];
-        if out_too {
-            expected.push((BYTES_OUT.to_owned(), self.received_by_clients as f64));
-        }
+    fn take(&mut self) -> Vec<(String, f64)> {
+        let expected = vec![
+            (BYTES_IN.to_owned(), self.sent_by_clients as f64),
+            (BYTES_OUT.to_owned(), self.received_by_clients as f64),
+        ];
         *self = Meter::default();
         expected
     }
 }
 
 /// One checked step: the metrics must reach exactly `before + expected` (series not named
-/// unchanged) within [`SETTLE`]. `out_bytes` false leaves the sent-bytes counter out of the
-/// comparison (the step ends in a close-path write the broker does not count).
+/// unchanged) within [`SETTLE`].
 struct Checker<'a> {
     broker: &'a RunningBroker,
     before: BTreeMap<String, f64>,
@@ -258,22 +256,19 @@ impl<'a> Checker<'a> {
         }
     }
 
-    async fn step(&mut self, what: &str, expected: &[(&str, f64)], out_bytes: bool) {
+    async fn step(&mut self, what: &str, expected: &[(&str, f64)]) {
         let mut want: BTreeMap<String, f64> = expected
             .iter()
             .map(|(k, v)| ((*k).to_owned(), *v))
             .collect();
-        for (key, value) in self.meter.take(out_bytes) {
+        for (key, value) in self.meter.take() {
             *want.entry(key).or_default() += value;
         }
         want.retain(|_, v| *v != 0.0);
         let deadline = tokio::time::Instant::now() + SETTLE;
         let (after, mut got) = loop {
             let after = snapshot(self.broker);
-            let mut got = delta(&self.before, &after);
-            if !out_bytes {
-                got.remove(BYTES_OUT);
-            }
+            let got = delta(&self.before, &after);
             if got == want || tokio::time::Instant::now() >= deadline {
                 break (after, got);
             }
@@ -284,9 +279,6 @@ impl<'a> Checker<'a> {
         if got == want {
             tokio::time::sleep(Duration::from_millis(50)).await;
             got = delta(&self.before, &snapshot(self.broker));
-            if !out_bytes {
-                got.remove(BYTES_OUT);
-            }
         }
         assert_eq!(got, want, "metric changes after step: {what}");
         self.before = after;
@@ -327,7 +319,6 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
             (&open_connections("3.1.1"), 1.0),
             (CONNECTED_SESSIONS, 1.0),
         ],
-        true,
     )
     .await;
     let mut sub5 = c.meter.connect(&broker, ProtocolVersion::V5, "sub5").await;
@@ -338,7 +329,6 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
             (&open_connections("5.0"), 1.0),
             (CONNECTED_SESSIONS, 1.0),
         ],
-        true,
     )
     .await;
 
@@ -349,8 +339,7 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
     c.meter
         .subscribe(&mut sub5, 1, "t/#", QoS::AtLeastOnce)
         .await;
-    c.step("two subscribes", &[(SUBSCRIPTIONS, 2.0)], true)
-        .await;
+    c.step("two subscribes", &[(SUBSCRIPTIONS, 2.0)]).await;
 
     let mut publ = c.meter.connect(&broker, ProtocolVersion::V5, "pub5").await;
     c.step(
@@ -360,7 +349,6 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
             (&open_connections("5.0"), 1.0),
             (CONNECTED_SESSIONS, 1.0),
         ],
-        true,
     )
     .await;
 
@@ -376,7 +364,6 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
             (DELIVERY_COUNT, 2.0),
             (LISTENER_PUBLISHES, 1.0),
         ],
-        true,
     )
     .await;
 
@@ -397,7 +384,6 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
             (LISTENER_PUBLISHES, 1.0),
             (INFLIGHT, 2.0),
         ],
-        true,
     )
     .await;
     for (client, id) in [(&mut sub311, to311.packet_id), (&mut sub5, to5.packet_id)] {
@@ -407,7 +393,7 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
         };
         c.meter.send(client, &Packet::PubAck(ack)).await;
     }
-    c.step("subscribers acknowledge QoS 1", &[(INFLIGHT, -2.0)], true)
+    c.step("subscribers acknowledge QoS 1", &[(INFLIGHT, -2.0)])
         .await;
 
     // QoS 2: PUBREC/PUBREL/PUBCOMP with the publisher; the 3.1.1 subscriber gets QoS 2, the
@@ -456,7 +442,6 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
             (ACK_COUNT, 1.0),
             (LISTENER_PUBLISHES, 1.0),
         ],
-        true,
     )
     .await;
 
@@ -476,7 +461,6 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
             (ACK_COUNT, 1.0),
             (LISTENER_PUBLISHES, 1.0),
         ],
-        true,
     )
     .await;
 
@@ -492,7 +476,6 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
             (&open_connections("5.0"), -1.0),
             (CONNECTED_SESSIONS, -1.0),
         ],
-        true,
     )
     .await;
 
@@ -506,7 +489,6 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
             (&open_connections("5.0"), 1.0),
             (CONNECTED_SESSIONS, 1.0),
         ],
-        true,
     )
     .await;
     let with_will = Disconnect {
@@ -530,7 +512,6 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
             (&delivered(0), 2.0),
             (DELIVERY_COUNT, 2.0),
         ],
-        true,
     )
     .await;
 
@@ -546,7 +527,6 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
             (&open_connections("3.1.1"), 1.0),
             (CONNECTED_SESSIONS, 1.0),
         ],
-        true,
     )
     .await;
     abrupt.stream.shutdown().await.expect("shutdown");
@@ -558,7 +538,6 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
             (&open_connections("3.1.1"), -1.0),
             (CONNECTED_SESSIONS, -1.0),
         ],
-        true,
     )
     .await;
 
@@ -572,20 +551,20 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
             (&open_connections("5.0"), 1.0),
             (CONNECTED_SESSIONS, 1.0),
         ],
-        true,
     )
     .await;
     let second = c.meter.connect(&broker, ProtocolVersion::V5, "dup").await;
-    first
-        .expect_disconnect(Some(ReasonCode::SessionTakenOver))
-        .await;
+    match c.meter.recv(&mut first).await {
+        Packet::Disconnect(d) => assert_eq!(d.reason_code, ReasonCode::SessionTakenOver),
+        other => panic!("expected DISCONNECT 0x8E, got {other:?}"),
+    }
+    assert_eq!(first.recv_within(WAIT).await, Received::Closed);
     c.step(
         "takeover (0x8E)",
         &[
             (&connections_total("5.0"), 1.0),
             (&disconnects("0x8e"), 1.0),
         ],
-        false,
     )
     .await;
     let mut second = second;
@@ -600,7 +579,6 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
             (&open_connections("5.0"), -1.0),
             (CONNECTED_SESSIONS, -1.0),
         ],
-        true,
     )
     .await;
 
@@ -623,11 +601,13 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
             (&open_connections("5.0"), 1.0),
             (CONNECTED_SESSIONS, 1.0),
         ],
-        true,
     )
     .await;
-    idle.expect_disconnect(Some(ReasonCode::KeepAliveTimeout))
-        .await;
+    match c.meter.recv(&mut idle).await {
+        Packet::Disconnect(d) => assert_eq!(d.reason_code, ReasonCode::KeepAliveTimeout),
+        other => panic!("expected DISCONNECT 0x8D, got {other:?}"),
+    }
+    assert_eq!(idle.recv_within(WAIT).await, Received::Closed);
     c.step(
         "Keep Alive timeout (0x8D)",
         &[
@@ -635,7 +615,6 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
             (&open_connections("5.0"), -1.0),
             (CONNECTED_SESSIONS, -1.0),
         ],
-        true,
     )
     .await;
 
@@ -673,7 +652,7 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
         0x10, 0x0c, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x06, 0x02, 0x00, 0x3c, 0x00, 0x00,
     ];
     c.meter.send_raw(&mut level6, &connect).await;
-    match level6.recv().await {
+    match c.meter.recv(&mut level6).await {
         Packet::ConnAck(connack) => {
             assert_eq!(connack.reason_code, ReasonCode::UnsupportedProtocolVersion)
         }
@@ -686,7 +665,6 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
             (&refused("0x85"), 1.0),
             (&refused("0x84"), 1.0),
         ],
-        false,
     )
     .await;
 
@@ -708,7 +686,6 @@ async fn every_metric_moves_by_exactly_the_expected_amount() {
             (CONNECTED_SESSIONS, -2.0),
             (SUBSCRIPTIONS, -2.0),
         ],
-        true,
     )
     .await;
 

@@ -17,7 +17,7 @@ use crate::codec::{
     Decoder, Packet, ProtocolVersion, QoS, ReasonCode,
 };
 use crate::delivery::{ClientLimits, Outbox};
-use crate::server::{AttachParams, Broker};
+use crate::server::{AttachParams, Broker, Stats};
 
 /// Answers a CONNECT that could not be decoded: 0x01 in the 3.1.1 form for an unknown
 /// protocol level [MQTT-3.1.2-2], the error's reason code for a 5.0 CONNECT, nothing for 3.1.1
@@ -27,6 +27,7 @@ pub(super) async fn refuse_malformed<S: AsyncWrite + Unpin>(
     stream: &mut S,
     level: Option<u8>,
     error: &DecodeError,
+    stats: &Stats,
 ) {
     let connack = match error {
         DecodeError::UnsupportedProtocol { .. } => Some((
@@ -43,7 +44,9 @@ pub(super) async fn refuse_malformed<S: AsyncWrite + Unpin>(
             ..ConnAck::default()
         });
         if encode(&packet, version, &mut buf).is_ok() {
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, stream.write_all(&buf)).await;
+            if let Ok(Ok(())) = tokio::time::timeout(CLOSE_TIMEOUT, stream.write_all(&buf)).await {
+                Stats::add(&stats.bytes_sent, buf.len() as u64);
+            }
         }
     }
 }
@@ -91,7 +94,9 @@ where
         });
         if encode(&packet, version, &mut buf).is_ok() {
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-                let _ = stream.write_all(&buf).await;
+                if stream.write_all(&buf).await.is_ok() {
+                    Stats::add(&broker.stats.bytes_sent, buf.len() as u64);
+                }
                 let _ = stream.shutdown().await;
             })
             .await;

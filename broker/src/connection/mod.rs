@@ -209,7 +209,7 @@ async fn read_connect<S: Transport>(
             Ok(Some(_)) => return Err("first packet was not CONNECT".into()),
             Ok(None) => {}
             Err(error) => {
-                handshake::refuse_malformed(stream, level, &error).await;
+                handshake::refuse_malformed(stream, level, &error, &broker.stats).await;
                 broker.stats.refused(error.reason_code());
                 return Err(error.to_string());
             }
@@ -369,10 +369,13 @@ where
             self.send(&Packet::Disconnect(disconnect));
         }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-            let _ = self
+            if let Ok(n) = self
                 .outbox
                 .write_to(&mut self.stream, &self.broker.stats)
-                .await;
+                .await
+            {
+                Stats::add(&self.broker.stats.bytes_sent, n as u64);
+            }
             let _ = self.stream.shutdown().await;
         })
         .await;
