@@ -187,23 +187,15 @@ async fn read_connect<S: Transport>(
             _ = tokio::time::sleep_until(deadline) => return Err("no CONNECT within the connect timeout".into()),
             _ = broker.shutdown.cancelled() => return Ok(None),
         }
-        if rbuf.capacity() == 0 {
-            *rbuf = pool::read_buffers().take();
-        }
-        if rbuf.capacity() - rbuf.len() < MIN_READ_ROOM {
-            rbuf.reserve(READ_CHUNK);
-        }
-        match stream.try_read_buf(rbuf) {
+        match read_pooled(stream, rbuf, &broker.stats) {
             Ok(0) => return Ok(None),
-            Ok(n) => Stats::add(&broker.stats.bytes_received, n as u64),
+            Ok(_) => {}
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
             Err(_) => return Ok(None),
         }
         let level = handshake::sniff_level(rbuf);
         let decoded = decoder.decode(rbuf);
-        if rbuf.is_empty() {
-            pool::read_buffers().put(std::mem::take(rbuf));
-        }
+        release_if_empty(rbuf);
         match decoded {
             Ok(Some(Packet::Connect(connect))) => return Ok(Some(connect)),
             Ok(Some(_)) => return Err("first packet was not CONNECT".into()),
@@ -214,6 +206,32 @@ async fn read_connect<S: Transport>(
                 return Err(error.to_string());
             }
         }
+    }
+}
+
+/// Reads what `stream` has without waiting, into `rbuf`, which is taken from the pool if the
+/// connection holds none and grown if nearly full; counts the bytes read.
+fn read_pooled<S: Transport>(
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    stats: &Stats,
+) -> io::Result<usize> {
+    if rbuf.capacity() == 0 {
+        *rbuf = pool::read_buffers().take();
+    }
+    if rbuf.capacity() - rbuf.len() < MIN_READ_ROOM {
+        rbuf.reserve(READ_CHUNK);
+    }
+    let n = stream.try_read_buf(rbuf)?;
+    Stats::add(&stats.bytes_received, n as u64);
+    Ok(n)
+}
+
+/// Returns a read buffer to the pool when no partial packet is waiting in it, so an idle
+/// connection holds none.
+fn release_if_empty(rbuf: &mut BytesMut) {
+    if rbuf.is_empty() && rbuf.capacity() > 0 {
+        pool::read_buffers().put(std::mem::take(rbuf));
     }
 }
 
@@ -233,7 +251,7 @@ where
         if let Err(close) = self.handle_buffered() {
             return close;
         }
-        self.release_read_buffer();
+        release_if_empty(&mut self.rbuf);
         let shutdown = self.broker.shutdown.clone();
         // One Keep Alive timer for the connection's life. It is armed for the deadline as of
         // the last packet; when it fires early (packets came since), it is re-armed. Traffic
@@ -306,16 +324,9 @@ where
     /// is something to read, handles every whole packet, and gives the buffer back once it
     /// holds no partial packet: an idle connection holds no read buffer.
     fn read_ready(&mut self) -> Result<(), Close> {
-        if self.rbuf.capacity() == 0 {
-            self.rbuf = pool::read_buffers().take();
-        }
-        if self.rbuf.capacity() - self.rbuf.len() < MIN_READ_ROOM {
-            self.rbuf.reserve(READ_CHUNK);
-        }
-        match self.stream.try_read_buf(&mut self.rbuf) {
+        match read_pooled(&mut self.stream, &mut self.rbuf, &self.broker.stats) {
             Ok(0) => return Err(Close::Lost("connection closed by client".into())),
-            Ok(n) => {
-                Stats::add(&self.broker.stats.bytes_received, n as u64);
+            Ok(_) => {
                 self.last_received = Instant::now();
                 self.handle_buffered()?;
             }
@@ -323,15 +334,8 @@ where
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
             Err(error) => return Err(Close::Lost(error.to_string())),
         }
-        self.release_read_buffer();
+        release_if_empty(&mut self.rbuf);
         Ok(())
-    }
-
-    /// Returns the read buffer to the pool when no partial packet is waiting in it.
-    fn release_read_buffer(&mut self) {
-        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
-            pool::read_buffers().put(std::mem::take(&mut self.rbuf));
-        }
     }
 
     /// Decodes and handles every whole packet in the read buffer.

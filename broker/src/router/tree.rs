@@ -416,24 +416,22 @@ impl SubscriptionTree {
     /// order, borrowing from the tree. When at most one node holds matching non-shared
     /// subscriptions (the usual case: nothing to merge) no [`Match`] is built and nothing is
     /// cloned, which is what fan-out to many subscribers pays per subscriber; otherwise the
-    /// merged list is built in `scratch` (left empty) and visited from there.
+    /// merged list is built in a vector from the routing-results pool and visited from there.
     pub fn visit_matches(
         &self,
         topic: &str,
         publisher: Option<&ClientId>,
         available: &dyn Fn(&ClientId) -> bool,
-        scratch: &mut Vec<Match>,
         visit: &mut dyn FnMut(MatchRef<'_>),
     ) {
         let mut nodes: SmallVec<[&Node; 16]> = SmallVec::new();
         self.for_each_matching_node(topic, |node| nodes.push(node));
         if nodes.iter().filter(|node| !node.subs.is_empty()).count() > 1 {
-            scratch.clear();
-            self.matches(topic, publisher, available, scratch);
-            for m in scratch.iter() {
+            let mut merged = crate::pool::routing_results().get();
+            self.matches(topic, publisher, available, &mut merged);
+            for m in merged.iter() {
                 visit(m.as_ref());
             }
-            scratch.clear();
             return;
         }
         for node in nodes {

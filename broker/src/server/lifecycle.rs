@@ -265,7 +265,7 @@ impl Broker {
             .find(|m| m.shared_group == item.shared_group && m.client != from.client_id);
         let mut routed = Routed::default();
         let mut now = LazyNow::new();
-        match target.and_then(|m| self.sessions.get(&m.client).map(|s| (Arc::clone(&s), m))) {
+        match target.and_then(|m| m.session.session().cloned().map(|s| (s, m))) {
             Some((session, m)) => {
                 let moved = Outgoing {
                     qos: item.message.qos.min(m.qos),

@@ -122,14 +122,12 @@ impl Broker {
     /// Deliveries are queued while the tree's read lock is held, borrowing each subscription's
     /// session from the tree: nothing is cloned per subscriber but the message handle.
     pub fn route(&self, message: &MessageRef) -> Routed {
-        let mut scratch = crate::pool::routing_results().get();
         let mut routed = Routed::default();
         let mut now = LazyNow::new();
         self.router.read().visit_matches(
             &message.topic,
             message.publisher.as_ref(),
             &|client| self.is_attached(client),
-            &mut scratch,
             &mut |m| self.deliver_match(message, m, &mut routed, &mut now),
         );
         routed
@@ -150,12 +148,13 @@ impl Broker {
             subscription_ids: SmallVec::from_slice(m.subscription_ids),
             shared_group: m.shared_group.cloned(),
         };
-        // Subscriptions made by clients are linked to their session; the map serves the rest.
-        if let Some(session) = m.session.session() {
-            self.offer(session, item, routed, now);
-        } else if let Some(session) = self.sessions.get(m.client).map(|s| Arc::clone(&s)) {
-            self.offer(&session, item, routed, now);
-        }
+        // Every subscription in the tree is linked to its session (SUBSCRIBE handling is the
+        // tree's only writer); an unlinked one has no session to deliver to.
+        let Some(session) = m.session.session() else {
+            debug_assert!(false, "unlinked subscription for {}", m.client);
+            return;
+        };
+        self.offer(session, item, routed, now);
     }
 
     /// Queues one delivery on a session, counting the outcome.
