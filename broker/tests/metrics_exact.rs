@@ -726,7 +726,7 @@ async fn draining_gauge_follows_shutdown() {
     let broker = start().await;
     let value = |b: &RunningBroker| parse(&b.broker.stats.render())["ferrumq_draining"];
     assert_eq!(value(&broker), 0.0);
-    broker.broker.shutdown.cancel();
+    broker.broker.begin_shutdown();
     assert_eq!(value(&broker), 1.0);
     broker.shutdown().await;
 }

@@ -97,7 +97,7 @@ async fn handle(
 /// are gone or the grace period ends. The process keeps running until it is signalled.
 async fn drain(broker: &Broker) -> Response<Full<Bytes>> {
     tracing::info!("drain requested: disconnecting clients");
-    broker.shutdown.cancel();
+    broker.begin_shutdown();
     broker.tasks.close();
     let grace = Duration::from_secs(u64::from(broker.settings().shutdown.grace_period_secs));
     match tokio::time::timeout(grace, broker.tasks.wait()).await {

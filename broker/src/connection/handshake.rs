@@ -1,7 +1,6 @@
 //! The CONNECT handshake (section 3.1.4): validate, authenticate, attach the session, answer
 //! with CONNACK, and resend what the resumed session still owes the client.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -190,14 +189,16 @@ where
         outbox,
         decoder,
         version,
-        client_id,
         attached,
         will: connect.will.map(Box::new),
         keep_alive: (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive))),
         last_received: Instant::now(),
+        keep_alive_entry: None,
+        writing: false,
+        collect_more: false,
         problem_information: props.request_problem_information.unwrap_or(true),
         connect_expiry: expiry,
-        inbound_aliases: HashMap::new(),
+        inbound_aliases: None,
         listener_publishes,
     };
     conn.send(&Packet::ConnAck(ConnAck {

@@ -140,7 +140,11 @@ where
                 ));
             }
             if publish.topic.is_empty() {
-                match self.inbound_aliases.get(&alias) {
+                match self
+                    .inbound_aliases
+                    .as_ref()
+                    .and_then(|aliases| aliases.get(&alias))
+                {
                     Some(topic) => publish.topic = topic.clone(),
                     None => {
                         return Err(Close::violation(
@@ -150,7 +154,9 @@ where
                     }
                 }
             } else {
-                self.inbound_aliases.insert(alias, publish.topic.clone());
+                self.inbound_aliases
+                    .get_or_insert_with(Box::default)
+                    .insert(alias, publish.topic.clone());
             }
         }
         if publish.qos.as_u8() > settings.features.maximum_qos {
@@ -217,7 +223,7 @@ where
             publish.retain,
             publish.payload,
             publish.properties,
-            Some(self.client_id.clone()),
+            Some(self.client_id().clone()),
         )
         .map_err(|e| Close::violation(ReasonCode::ImplementationSpecificError, e.to_string()))?;
         let routed = self.broker.publish(message);
@@ -313,7 +319,7 @@ where
                 .broker
                 .router
                 .write()
-                .subscribe(&filter, &self.client_id, linked);
+                .subscribe(&filter, self.client_id(), linked);
             self.attached
                 .session
                 .state
@@ -368,7 +374,7 @@ where
                 .broker
                 .router
                 .write()
-                .unsubscribe(filter, &self.client_id);
+                .unsubscribe(filter, self.client_id());
             self.attached
                 .session
                 .state

@@ -1,7 +1,7 @@
 //! The byte stream a connection serves, as the connection loop needs it.
 
-use std::future::Future;
 use std::io;
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -9,18 +9,20 @@ use tokio::net::TcpStream;
 
 /// A client's stream with readiness: the connection waits until the stream is readable
 /// before it takes a read buffer from the pool, so an idle connection holds none (an `async`
-/// read needs its buffer for as long as it waits).
-pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
-    /// Completes when a read may make progress (data, end of stream or an error).
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
+/// read needs its buffer for as long as it waits). Readiness is polled, not awaited: the
+/// waker is kept in the stream's own slot, so the wait adds nothing to the task. `Sync`
+/// because the wait borrows the stream while the task may move between threads.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Sync {
+    /// Ready when a read may make progress (data, end of stream or an error).
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
     /// Reads what is available without waiting; `WouldBlock` when nothing is.
     fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize>;
 }
 
 impl Transport for TcpStream {
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        TcpStream::readable(self)
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        TcpStream::poll_read_ready(self, cx)
     }
 
     fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {

@@ -56,47 +56,33 @@ pub struct ClientLimits {
     pub topic_alias_maximum: u16,
 }
 
-/// What one connection has to write.
-pub struct Outbox {
-    limits: ClientLimits,
+/// What an outbox needs only while it has bytes to write: the buffer of heads, the list of
+/// pieces and the receive times. Taken from the pool with the first byte to write and given
+/// back once everything is written, so an idle connection holds none of it, and the lists'
+/// capacity stays warm in the pool instead of in every idle connection.
+#[derive(Debug, Default)]
+pub struct WriteBuffer {
     buf: BytesMut,
     /// Start of the bytes in `buf` not yet listed in `chunks`.
     unlisted_from: usize,
     chunks: VecDeque<Chunk>,
     /// Bytes of `chunks.front()` already written.
     front_written: usize,
-    aliases: HashMap<ByteString, u16>,
     /// When each PUBLISH now in `chunks` was received, for the delivery-latency histogram.
     received: Vec<Instant>,
 }
 
-impl Outbox {
-    pub fn new(limits: ClientLimits) -> Outbox {
-        Outbox {
-            limits,
-            buf: BytesMut::new(),
-            unlisted_from: 0,
-            chunks: VecDeque::new(),
-            front_written: 0,
-            aliases: HashMap::new(),
-            received: Vec::new(),
+impl WriteBuffer {
+    /// An empty write buffer with `capacity` bytes for heads.
+    pub fn with_capacity(capacity: usize) -> WriteBuffer {
+        WriteBuffer {
+            buf: BytesMut::with_capacity(capacity),
+            ..WriteBuffer::default()
         }
     }
 
-    pub fn limits(&self) -> &ClientLimits {
-        &self.limits
-    }
-
-    /// Nothing waits to be written.
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.chunks.is_empty() && self.unlisted_from == self.buf.len()
-    }
-
-    /// Takes a write buffer from the pool when this outbox holds none.
-    fn ensure_buffer(&mut self) {
-        if self.buf.capacity() == 0 {
-            self.buf = pool::write_buffers().take();
-        }
     }
 
     /// Lists the buffer's unlisted bytes as one chunk.
@@ -107,11 +93,57 @@ impl Outbox {
             self.unlisted_from = self.buf.len();
         }
     }
+}
+
+impl pool::Recycle for Box<WriteBuffer> {
+    /// Emptied; kept unless the buffer cannot be reused (see `BytesMut`'s recycling) or a
+    /// burst grew the piece list past 4096 entries.
+    fn recycle(&mut self) -> bool {
+        self.chunks.clear();
+        self.received.clear();
+        self.unlisted_from = 0;
+        self.front_written = 0;
+        self.chunks.capacity() <= 4096 && pool::Recycle::recycle(&mut self.buf)
+    }
+}
+
+/// What one connection has to write.
+pub struct Outbox {
+    limits: ClientLimits,
+    /// Held only while something waits to be written.
+    pending: Option<Box<WriteBuffer>>,
+    /// Topic Aliases this client was given; boxed, as most clients take none.
+    aliases: Option<Box<HashMap<ByteString, u16>>>,
+}
+
+impl Outbox {
+    pub fn new(limits: ClientLimits) -> Outbox {
+        Outbox {
+            limits,
+            pending: None,
+            aliases: None,
+        }
+    }
+
+    pub fn limits(&self) -> &ClientLimits {
+        &self.limits
+    }
+
+    /// Nothing waits to be written.
+    pub fn is_empty(&self) -> bool {
+        self.pending.as_ref().is_none_or(|out| out.is_empty())
+    }
+
+    /// The write buffer, taken from the pool when this outbox holds none.
+    fn out(&mut self) -> &mut WriteBuffer {
+        self.pending
+            .get_or_insert_with(|| pool::write_buffers().take())
+    }
 
     /// Encodes a control packet (CONNACK, PUBACK, SUBACK, ...) for the next write.
     pub fn send(&mut self, packet: &Packet) {
-        self.ensure_buffer();
-        if let Err(error) = encode(packet, self.limits.version, &mut self.buf) {
+        let version = self.limits.version;
+        if let Err(error) = encode(packet, version, &mut self.out().buf) {
             tracing::warn!(%error, "packet could not be encoded");
         }
     }
@@ -201,35 +233,37 @@ impl Outbox {
             stats.dropped(DropReason::TooLarge);
             return false;
         }
-        self.ensure_buffer();
-        let start = self.buf.len();
+        let out = self.out();
+        let start = out.buf.len();
         if message
             .wire
-            .write_head(version, &delivery, &mut self.buf)
+            .write_head(version, &delivery, &mut out.buf)
             .is_err()
         {
-            self.buf.truncate(start);
+            out.buf.truncate(start);
             return false;
-        }
-        if let Some(alias) = new_alias {
-            self.aliases.insert(message.topic.clone(), alias);
         }
         let payload = &message.payload;
         if payload.len() <= INLINE_PAYLOAD_MAX
-            && self.buf.len() + payload.len() <= self.buf.capacity() / 2
+            && out.buf.len() + payload.len() <= out.buf.capacity() / 2
         {
             // A small payload costs the kernel more as an iovec of its own than as bytes
             // next to its head. Inlined payloads take at most half the buffer, so the heads
             // of a whole batch still fit and the buffer never grows for them.
-            self.buf.extend_from_slice(payload);
+            out.buf.extend_from_slice(payload);
         } else if !payload.is_empty() {
-            self.list_buffered();
-            self.chunks.push_back(Chunk::Payload(payload.clone()));
+            out.list_buffered();
+            out.chunks.push_back(Chunk::Payload(payload.clone()));
+        }
+        if PATH_METRICS {
+            out.received.push(message.received_at);
+        }
+        if let Some(alias) = new_alias {
+            self.aliases
+                .get_or_insert_with(Box::default)
+                .insert(message.topic.clone(), alias);
         }
         stats.delivered(item.qos);
-        if PATH_METRICS {
-            self.received.push(message.received_at);
-        }
         true
     }
 
@@ -240,10 +274,11 @@ impl Outbox {
         if !self.limits.version.is_v5() || self.limits.topic_alias_maximum == 0 {
             return (None, false);
         }
-        if let Some(alias) = self.aliases.get(topic) {
+        let aliases = self.aliases.as_deref();
+        if let Some(alias) = aliases.and_then(|aliases| aliases.get(topic)) {
             return (Some(*alias), true);
         }
-        let next = self.aliases.len() + 1;
+        let next = aliases.map_or(0, HashMap::len) + 1;
         if next > usize::from(self.limits.topic_alias_maximum) {
             return (None, false);
         }

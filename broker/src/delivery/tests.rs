@@ -63,9 +63,9 @@ fn small_payloads_travel_in_the_buffer_as_one_piece() {
     }
     let mut outbox = Outbox::new(limits());
     outbox.collect(&mut st, &stats);
-    outbox.list_buffered();
+    outbox.out().list_buffered();
     assert_eq!(
-        outbox.chunks.len(),
+        outbox.out().chunks.len(),
         1,
         "three heads and payloads in one piece"
     );
@@ -85,8 +85,8 @@ fn large_payloads_are_shared_not_copied() {
     queue(&mut st, payload.clone());
     let mut outbox = Outbox::new(limits());
     outbox.collect(&mut st, &stats);
-    outbox.list_buffered();
-    let shared = outbox.chunks.iter().any(|c| match c {
+    outbox.out().list_buffered();
+    let shared = outbox.out().chunks.iter().any(|c| match c {
         Chunk::Payload(p) => p.as_ptr() == payload.as_ptr() && p.len() == payload.len(),
         Chunk::Head(_) => false,
     });
@@ -101,8 +101,7 @@ fn inlining_never_grows_the_buffer() {
     let session = Session::new("c".into());
     let mut st = session.state.lock();
     let mut outbox = Outbox::new(limits());
-    outbox.ensure_buffer();
-    let capacity = outbox.buf.capacity();
+    let capacity = outbox.out().buf.capacity();
     // More small messages than the buffer holds inline: the rest go as shared pieces.
     let n = capacity / INLINE_PAYLOAD_MAX + 8;
     for _ in 0..n {
@@ -110,7 +109,37 @@ fn inlining_never_grows_the_buffer() {
     }
     while outbox.collect(&mut st, &stats) {}
     assert!(st.queue.is_empty());
-    assert_eq!(outbox.buf.capacity(), capacity, "the buffer did not grow");
-    assert!(outbox.chunks.iter().any(|c| matches!(c, Chunk::Payload(_))));
+    assert_eq!(
+        outbox.out().buf.capacity(),
+        capacity,
+        "the buffer did not grow"
+    );
+    assert!(outbox
+        .out()
+        .chunks
+        .iter()
+        .any(|c| matches!(c, Chunk::Payload(_))));
     assert_eq!(written_publishes(&mut outbox, &stats).len(), n);
+}
+
+#[test]
+fn an_outbox_with_nothing_to_write_holds_no_write_buffer() {
+    let stats = Stats::new().unwrap();
+    let session = Session::new("c".into());
+    let mut st = session.state.lock();
+    queue(&mut st, Bytes::from_static(b"x"));
+    let mut outbox = Outbox::new(limits());
+    outbox.collect(&mut st, &stats);
+    assert!(
+        outbox.pending.is_some(),
+        "a buffer is taken for the bytes to write"
+    );
+    outbox.release_buffer();
+    assert!(outbox.pending.is_some(), "it is kept while bytes wait");
+    assert_eq!(written_publishes(&mut outbox, &stats).len(), 1);
+    outbox.release_buffer();
+    assert!(
+        outbox.pending.is_none(),
+        "once written, the buffer and its piece list go back to the pool"
+    );
 }

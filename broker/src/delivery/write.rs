@@ -3,13 +3,13 @@
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use smallvec::SmallVec;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 
-use super::{Chunk, Outbox};
+use super::{Chunk, Outbox, WriteBuffer};
 use crate::metrics::Stats;
 use crate::pool;
 
@@ -25,33 +25,10 @@ impl Chunk {
     }
 }
 
-impl Outbox {
-    /// Bytes waiting to be written.
-    pub fn pending_len(&self) -> usize {
+impl WriteBuffer {
+    fn pending_len(&self) -> usize {
         let listed: usize = self.chunks.iter().map(Chunk::len).sum();
         listed - self.front_written + (self.buf.len() - self.unlisted_from)
-    }
-
-    /// Writes everything pending, front to back, with vectored writes; then clears the buffer
-    /// in place and records each delivered message's latency. Returns the bytes written.
-    pub async fn write_to<W: AsyncWrite + Unpin>(
-        &mut self,
-        writer: &mut W,
-        stats: &Stats,
-    ) -> io::Result<usize> {
-        self.list_buffered();
-        let mut total = 0;
-        while !self.chunks.is_empty() {
-            let written = poll_fn(|cx| self.poll_write_front(writer, cx)).await?;
-            if written == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            total += written;
-            self.advance(written);
-        }
-        writer.flush().await?;
-        self.written(stats);
-        Ok(total)
     }
 
     /// One `writev` of up to [`MAX_IOVECS`] pending pieces. The slice list is built on the
@@ -64,14 +41,17 @@ impl Outbox {
     ) -> Poll<io::Result<usize>> {
         let mut slices: SmallVec<[IoSlice<'_>; MAX_IOVECS]> = SmallVec::new();
         for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
-            let bytes: &[u8] = match chunk {
-                Chunk::Head(range) => &self.buf[range.clone()],
-                Chunk::Payload(payload) => payload,
-            };
             let skip = if i == 0 { self.front_written } else { 0 };
-            slices.push(IoSlice::new(&bytes[skip..]));
+            slices.push(IoSlice::new(&self.bytes_of(chunk)[skip..]));
         }
         Pin::new(writer).poll_write_vectored(cx, &slices)
+    }
+
+    fn bytes_of<'a>(&'a self, chunk: &'a Chunk) -> &'a [u8] {
+        match chunk {
+            Chunk::Head(range) => &self.buf[range.clone()],
+            Chunk::Payload(payload) => payload,
+        }
     }
 
     /// Drops `n` written bytes from the front of the list.
@@ -106,33 +86,83 @@ impl Outbox {
             stats.observe_delivery(now.saturating_duration_since(received));
         }
     }
+}
+
+impl Outbox {
+    /// Bytes waiting to be written.
+    pub fn pending_len(&self) -> usize {
+        self.pending.as_ref().map_or(0, |out| out.pending_len())
+    }
+
+    /// Writes everything pending, front to back, with vectored writes; then clears the buffer
+    /// in place and records each delivered message's latency. Bytes written are counted in
+    /// `bytes_sent` as each write completes.
+    ///
+    /// A poll, not a future: where the write stands is kept in the outbox itself, so a
+    /// connection waiting on a slow reader holds no write future (that future was a fifth of
+    /// every connection's task), and dropping the wait loses nothing. Bytes encoded between
+    /// polls are written too.
+    pub fn poll_write_to<W: AsyncWrite + Unpin>(
+        &mut self,
+        writer: &mut W,
+        cx: &mut Context<'_>,
+        stats: &Stats,
+    ) -> Poll<io::Result<()>> {
+        let Some(out) = self.pending.as_deref_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        out.list_buffered();
+        while !out.chunks.is_empty() {
+            let written = ready!(out.poll_write_front(writer, cx))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            Stats::add(&stats.bytes_sent, written as u64);
+            out.advance(written);
+        }
+        ready!(Pin::new(writer).poll_flush(cx))?;
+        out.written(stats);
+        Poll::Ready(Ok(()))
+    }
+
+    /// [`Outbox::poll_write_to`] as a future.
+    pub async fn write_to<W: AsyncWrite + Unpin>(
+        &mut self,
+        writer: &mut W,
+        stats: &Stats,
+    ) -> io::Result<()> {
+        poll_fn(|cx| self.poll_write_to(writer, cx, stats)).await
+    }
 
     /// Copies out every pending byte and marks it written, as a socket write would. For tests
     /// and benchmarks that check or count the bytes without a socket.
     pub fn drain_into(&mut self, out: &mut Vec<u8>, stats: &Stats) {
-        self.list_buffered();
-        for (i, chunk) in self.chunks.iter().enumerate() {
-            let bytes: &[u8] = match chunk {
-                Chunk::Head(range) => &self.buf[range.clone()],
-                Chunk::Payload(payload) => payload,
-            };
-            let skip = if i == 0 { self.front_written } else { 0 };
-            out.extend_from_slice(&bytes[skip..]);
+        let Some(pending) = self.pending.as_deref_mut() else {
+            return;
+        };
+        pending.list_buffered();
+        for (i, chunk) in pending.chunks.iter().enumerate() {
+            let skip = if i == 0 { pending.front_written } else { 0 };
+            out.extend_from_slice(&pending.bytes_of(chunk)[skip..]);
         }
-        self.written(stats);
+        pending.written(stats);
     }
 
     /// Marks every pending byte written without copying it (benchmarks).
     pub fn discard_pending(&mut self, stats: &Stats) {
-        self.list_buffered();
-        self.written(stats);
+        if let Some(pending) = self.pending.as_deref_mut() {
+            pending.list_buffered();
+            pending.written(stats);
+        }
     }
 
     /// Gives the write buffer back to the pool when nothing is pending, so an idle connection
     /// holds no buffer.
     pub fn release_buffer(&mut self) {
-        if self.is_empty() && self.buf.capacity() > 0 {
-            pool::write_buffers().put(std::mem::take(&mut self.buf));
+        if self.is_empty() {
+            if let Some(pending) = self.pending.take() {
+                pool::write_buffers().put(pending);
+            }
         }
     }
 }

@@ -102,6 +102,7 @@ pub async fn start_with_authenticator(
         listeners.push((name, addr));
     }
     crate::sys::spawn(&broker);
+    crate::server::keep_alive::spawn(&broker);
     Ok(RunningBroker {
         broker,
         listeners,
@@ -145,7 +146,7 @@ impl RunningBroker {
     pub async fn shutdown(self) {
         let grace =
             Duration::from_secs(u64::from(self.broker.settings().shutdown.grace_period_secs));
-        self.broker.shutdown.cancel();
+        self.broker.begin_shutdown();
         self.broker.tasks.close();
         if tokio::time::timeout(grace, self.broker.tasks.wait())
             .await

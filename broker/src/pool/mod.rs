@@ -41,6 +41,7 @@ use crossbeam_queue::ArrayQueue;
 
 pub use message::{messages, MessagePool, MessageRef, MESSAGE_POOL_CAPACITY};
 
+use crate::delivery::WriteBuffer;
 use crate::router::Match;
 
 /// Idle routing-result vectors kept: one per thread routing at once is enough; a few spare.
@@ -57,9 +58,9 @@ static READ_BUFFERS: LazyLock<Pool<BytesMut>> = LazyLock::new(|| {
         BytesMut::with_capacity(BUFFER_SIZE)
     })
 });
-static WRITE_BUFFERS: LazyLock<Pool<BytesMut>> = LazyLock::new(|| {
+static WRITE_BUFFERS: LazyLock<Pool<Box<WriteBuffer>>> = LazyLock::new(|| {
     Pool::new("write_buffers", BUFFER_POOL_CAPACITY, || {
-        BytesMut::with_capacity(BUFFER_SIZE)
+        Box::new(WriteBuffer::with_capacity(BUFFER_SIZE))
     })
 });
 
@@ -73,8 +74,8 @@ pub fn read_buffers() -> &'static Pool<BytesMut> {
     &READ_BUFFERS
 }
 
-/// Buffers a connection encodes into while it has bytes to write.
-pub fn write_buffers() -> &'static Pool<BytesMut> {
+/// Buffers (with their lists of pieces) a connection encodes into while it has bytes to write.
+pub fn write_buffers() -> &'static Pool<Box<WriteBuffer>> {
     &WRITE_BUFFERS
 }
 

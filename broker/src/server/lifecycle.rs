@@ -10,7 +10,9 @@ use tokio::sync::Notify;
 use super::{Broker, Routed};
 use crate::codec::{ByteString, ProtocolVersion, PublishProperties, Will};
 use crate::pool::MessageRef;
-use crate::session::{Attachment, LazyNow, Message, Outgoing, Session, SessionState};
+use crate::session::{
+    Attachment, ConnectionSignal, Events, LazyNow, Message, Outgoing, Session, SessionState,
+};
 
 /// A connection's hold on its session.
 pub struct Attached {
@@ -18,7 +20,7 @@ pub struct Attached {
     pub generation: u64,
     /// Whether the session existed and was resumed (CONNACK Session Present).
     pub session_present: bool,
-    pub wake: Arc<Notify>,
+    pub signal: Arc<ConnectionSignal>,
 }
 
 /// What to do with the Will Message when a connection closes.
@@ -44,7 +46,7 @@ impl Broker {
     /// Clean Start) clearing it. An existing connection is told to close: it sees that its
     /// generation is no longer current and sends DISCONNECT 0x8E [MQTT-3.1.4-3].
     pub fn attach(&self, client_id: &ByteString, params: AttachParams) -> Attached {
-        let wake = Arc::new(Notify::new());
+        let signal = Arc::new(ConnectionSignal::new());
         loop {
             let session = self
                 .sessions
@@ -59,7 +61,7 @@ impl Broker {
             }
             let existed = st.generation > 0;
             if let Some(old) = st.attached.take() {
-                old.wake.notify_one();
+                old.signal.raise(Events::SESSION);
             }
             let stale: Vec<String> = if params.clean_start {
                 let filters = st.subscriptions.keys().cloned().collect();
@@ -75,7 +77,7 @@ impl Broker {
             }
             st.attached = Some(Attachment {
                 generation,
-                wake: Arc::clone(&wake),
+                signal: Arc::clone(&signal),
                 version: params.version,
                 receive_maximum: params.receive_maximum,
                 maximum_packet_size: params.maximum_packet_size,
@@ -99,7 +101,7 @@ impl Broker {
                 session,
                 generation,
                 session_present: existed && !params.clean_start,
-                wake,
+                signal,
             };
         }
     }

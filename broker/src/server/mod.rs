@@ -2,6 +2,7 @@
 //! its subscribers, retained messages, and the session lifecycle (attach, detach, expiry,
 //! Will Messages).
 
+pub mod keep_alive;
 mod lifecycle;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -23,7 +24,8 @@ use crate::codec::{ByteString, QoS};
 use crate::config::{BrokerConfig, BrokerSettings};
 use crate::pool::MessageRef;
 use crate::router::{KeyedHashBuilder, MatchRef, RetainedStore, SubscriptionTree};
-use crate::session::{Enqueued, LazyNow, Outgoing, Session};
+use crate::session::{Enqueued, Events, LazyNow, Outgoing, Session};
+use keep_alive::KeepAliveWheel;
 
 /// Everything connections share. One per broker process.
 pub struct Broker {
@@ -37,8 +39,11 @@ pub struct Broker {
     pub retained: RwLock<RetainedStore<MessageRef>>,
     pub stats: Stats,
     pub started: Instant,
-    /// Cancelled on SIGTERM/SIGINT: listeners stop, connections send DISCONNECT 0x8B.
+    /// Cancelled on SIGTERM/SIGINT or a drain (by [`Broker::begin_shutdown`]): listeners stop,
+    /// connections send DISCONNECT 0x8B.
     pub shutdown: CancellationToken,
+    /// Every connection's Keep Alive deadline.
+    pub keep_alive: KeepAliveWheel,
     /// Tracks connection and timer tasks, so shutdown can wait for them.
     pub tasks: TaskTracker,
     pub connections: AtomicUsize,
@@ -75,6 +80,7 @@ impl Broker {
             stats: Stats::new().expect("metric names are unique"),
             started: Instant::now(),
             shutdown: CancellationToken::new(),
+            keep_alive: KeepAliveWheel::default(),
             tasks: TaskTracker::new(),
             connections: AtomicUsize::new(0),
             assigned_ids: AtomicU64::new(0),
@@ -108,6 +114,27 @@ impl Broker {
             "ferrumq-{:x}-{n}",
             started ^ (u64::from(std::process::id()) << 32)
         ))
+    }
+
+    /// Starts shutting down: cancels [`Broker::shutdown`] (listeners stop accepting, a
+    /// handshake in progress is refused) and tells every attached connection to close.
+    ///
+    /// A connection that attaches while this runs is not missed: either its session is seen
+    /// here with the connection attached, or the attach comes after the cancel, and the
+    /// connection checks the cancel once attached.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+        // Sessions are collected first: a session's lock is never taken under a map lock.
+        let sessions: Vec<Arc<Session>> = self
+            .sessions
+            .iter()
+            .map(|e| Arc::clone(e.value()))
+            .collect();
+        for session in sessions {
+            if let Some(attached) = &session.state.lock().attached {
+                attached.signal.raise(Events::SHUTDOWN);
+            }
+        }
     }
 
     fn is_attached(&self, client: &ByteString) -> bool {

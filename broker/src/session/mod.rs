@@ -6,6 +6,7 @@
 //! queue under its mutex and wake its connection task, which alone writes to the socket.
 
 mod message;
+mod signal;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -17,6 +18,7 @@ use smallvec::SmallVec;
 use tokio::sync::Notify;
 
 pub use message::{LazyNow, Message};
+pub use signal::{ConnectionSignal, Events};
 
 use crate::pool::MessageRef;
 
@@ -119,7 +121,7 @@ pub struct Attachment {
     pub generation: u64,
     /// Wakes this connection's task: new messages, freed inflight slots, a takeover or a kick.
     /// Per connection, not per session, so a new connection never steals the old one's wake-up.
-    pub wake: Arc<Notify>,
+    pub signal: Arc<ConnectionSignal>,
     pub version: ProtocolVersion,
     /// The client's Receive Maximum: QoS 1/2 messages we may have unacknowledged at once.
     pub receive_maximum: u16,
@@ -208,7 +210,7 @@ impl SessionState {
     /// Wakes the attached connection, if any.
     pub fn wake(&self) {
         if let Some(attachment) = &self.attached {
-            attachment.wake.notify_one();
+            attachment.signal.raise(Events::SESSION);
         }
     }
 

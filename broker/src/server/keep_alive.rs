@@ -1,0 +1,166 @@
+//! Keep Alive deadlines of every connection, watched by one task.
+//!
+//! A timer per connection (tokio's `Sleep`) was 112 bytes of every idle connection's task and
+//! a timer-wheel entry besides. Here a connection files one deadline; a single task raises
+//! [`Events::KEEP_ALIVE`] on its signal once the deadline has passed, and the connection
+//! decides: closes if nothing came from the client in time [MQTT-3.1.2-24], or files the
+//! deadline as of its last packet. Packets never touch the wheel; a busy connection files
+//! one deadline per Keep Alive period.
+//!
+//! Deadlines are kept to the [`TICK`] after them, so a connection is told at most one tick
+//! late and never early.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::Broker;
+use crate::session::{ConnectionSignal, Events};
+
+/// The wheel's resolution.
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// A filed deadline: its tick and the signal's address, which is unique while the signal
+/// lives (the entry's `Weak` keeps the allocation, so the address is not reused either).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct KeepAliveEntry {
+    tick: u64,
+    id: usize,
+}
+
+/// Deadlines ordered by tick.
+pub struct KeepAliveWheel {
+    origin: Instant,
+    due: Mutex<BTreeMap<KeepAliveEntry, Weak<ConnectionSignal>>>,
+}
+
+impl Default for KeepAliveWheel {
+    fn default() -> Self {
+        KeepAliveWheel {
+            origin: Instant::now(),
+            due: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl KeepAliveWheel {
+    /// Files `deadline` for `signal`; returns the tick it is kept under. The entry is removed
+    /// when it fires or by [`cancel`].
+    ///
+    /// [`cancel`]: KeepAliveWheel::cancel
+    pub fn schedule(&self, deadline: Instant, signal: &Arc<ConnectionSignal>) -> u64 {
+        let since = deadline.saturating_duration_since(self.origin).as_nanos();
+        let tick = since.div_ceil(TICK.as_nanos()) as u64;
+        let entry = KeepAliveEntry {
+            tick,
+            id: Arc::as_ptr(signal) as usize,
+        };
+        self.due.lock().insert(entry, Arc::downgrade(signal));
+        tick
+    }
+
+    /// Removes the deadline filed under `tick` for `signal` that has not fired (a closing
+    /// connection's).
+    pub fn cancel(&self, tick: u64, signal: &Arc<ConnectionSignal>) {
+        let entry = KeepAliveEntry {
+            tick,
+            id: Arc::as_ptr(signal) as usize,
+        };
+        self.due.lock().remove(&entry);
+    }
+
+    /// Raises Keep Alive on every signal whose deadline is at or before `now`, removing
+    /// their entries. Returns how many were raised.
+    pub fn fire_due(&self, now: Instant) -> usize {
+        let now_tick =
+            (now.saturating_duration_since(self.origin).as_nanos() / TICK.as_nanos()) as u64;
+        let due = {
+            let mut map = self.due.lock();
+            let later = map.split_off(&KeepAliveEntry {
+                tick: now_tick + 1,
+                id: 0,
+            });
+            std::mem::replace(&mut *map, later)
+        };
+        let mut raised = 0;
+        for signal in due.into_values().filter_map(|weak| weak.upgrade()) {
+            signal.raise(Events::KEEP_ALIVE);
+            raised += 1;
+        }
+        raised
+    }
+
+    /// Deadlines filed and not yet fired.
+    pub fn len(&self) -> usize {
+        self.due.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Starts the task that fires Keep Alive deadlines until the broker shuts down.
+pub fn spawn(broker: &Arc<Broker>) {
+    let broker = Arc::clone(broker);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    broker.keep_alive.fire_due(Instant::now());
+                }
+                _ = broker.shutdown.cancelled() => return,
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::{Context, Poll, Waker};
+
+    fn raised(signal: &ConnectionSignal) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        matches!(
+            signal.poll_take(&mut cx, Events::KEEP_ALIVE),
+            Poll::Ready(_)
+        )
+    }
+
+    #[test]
+    fn mqtt_3_1_2_24_a_deadline_fires_once_passed_and_never_early() {
+        let wheel = KeepAliveWheel::default();
+        let signal = Arc::new(ConnectionSignal::new());
+        let deadline = wheel.origin + Duration::from_millis(1_600);
+        wheel.schedule(deadline, &signal);
+        assert_eq!(wheel.fire_due(deadline - Duration::from_millis(1)), 0);
+        assert!(!raised(&signal));
+        assert_eq!(wheel.fire_due(deadline + TICK), 1);
+        assert!(raised(&signal));
+        assert!(wheel.is_empty(), "a fired deadline leaves the wheel");
+    }
+
+    #[test]
+    fn a_cancelled_or_dropped_connection_is_not_raised_and_leaves_no_entry() {
+        let wheel = KeepAliveWheel::default();
+        let kept = Arc::new(ConnectionSignal::new());
+        let cancelled = Arc::new(ConnectionSignal::new());
+        let dropped = Arc::new(ConnectionSignal::new());
+        let deadline = wheel.origin + Duration::from_secs(1);
+        wheel.schedule(deadline, &kept);
+        let tick = wheel.schedule(deadline, &cancelled);
+        wheel.schedule(deadline, &dropped);
+        wheel.cancel(tick, &cancelled);
+        drop(dropped);
+        assert_eq!(wheel.len(), 2);
+        assert_eq!(wheel.fire_due(deadline + TICK), 1);
+        assert!(raised(&kept));
+        assert!(!raised(&cancelled));
+        assert!(wheel.is_empty());
+    }
+}
