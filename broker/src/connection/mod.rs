@@ -120,7 +120,9 @@ struct Connection<S> {
     problem_information: bool,
     /// Session Expiry Interval the client connected with (DISCONNECT may not raise it from 0).
     connect_expiry: u32,
-    /// Topic Aliases the client set (5.0); boxed, as most clients set none.
+    /// Topic Aliases the client set (5.0). Boxed for size: most clients set none, and an
+    /// empty map inline is 48 bytes of every connection, the box 8.
+    #[allow(clippy::box_collection)]
     inbound_aliases: Option<Box<HashMap<u16, ByteString>>>,
     /// This listener's PUBLISH counter, resolved once per listener.
     listener_publishes: IntCounter,

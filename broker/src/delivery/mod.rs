@@ -112,7 +112,9 @@ pub struct Outbox {
     limits: ClientLimits,
     /// Held only while something waits to be written.
     pending: Option<Box<WriteBuffer>>,
-    /// Topic Aliases this client was given; boxed, as most clients take none.
+    /// Topic Aliases this client was given. Boxed for size: most clients take none, and an
+    /// empty map inline is 48 bytes of every connection, the box 8.
+    #[allow(clippy::box_collection)]
     aliases: Option<Box<HashMap<ByteString, u16>>>,
 }
 
