@@ -102,9 +102,11 @@ where
         }
         return None;
     }
+    // Copied out of the read buffer: the session keeps its identifier for as long as it
+    // lives, and a view would keep the whole buffer the CONNECT arrived in.
     let client_id = assigned
         .clone()
-        .unwrap_or_else(|| connect.client_id.clone());
+        .unwrap_or_else(|| ByteString::from(&*connect.client_id));
     let props = &connect.properties;
 
     // Session Expiry: 5.0 says so in CONNECT; 3.1.1 persistent sessions last as long as the

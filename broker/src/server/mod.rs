@@ -214,12 +214,16 @@ impl Broker {
     /// Stores or deletes the retained message for a topic (section 3.3.1.3): a zero-length
     /// payload deletes it.
     pub fn retain(&self, message: &MessageRef) {
-        let mut retained = self.retained.write();
         if message.payload.is_empty() {
-            retained.remove(&message.topic);
-        } else {
-            retained.insert(&message.topic, message.clone());
+            self.retained.write().remove(&message.topic);
+            return;
         }
+        // Kept for long, so copied out of the read buffer it arrived in (before the lock).
+        let kept = message.detached().unwrap_or_else(|error| {
+            tracing::warn!(%error, "retained message kept as received");
+            message.clone()
+        });
+        self.retained.write().insert(&message.topic, kept);
     }
 
     /// Publishes a message from any source (client, Will, $SYS): retains it if asked, routes it.
@@ -233,5 +237,37 @@ impl Broker {
             self.stats.dropped(DropReason::NoSubscribers);
         }
         routed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::codec::ByteString;
+    use crate::session::Message;
+
+    #[test]
+    fn a_retained_message_does_not_keep_the_buffer_it_arrived_in() {
+        let broker = Broker::new(BrokerConfig::default());
+        let read_buffer = Bytes::from(vec![b'v'; 16 * 1024]);
+        let message = Message::pooled(
+            ByteString::try_from(read_buffer.slice(0..6)).unwrap(),
+            QoS::AtMostOnce,
+            true,
+            read_buffer.slice(64..80),
+            Default::default(),
+            None,
+        )
+        .unwrap();
+        broker.publish(message);
+        let mut found = Vec::new();
+        broker.retained.read().matches("vvvvvv", &mut found);
+        assert_eq!(found.len(), 1, "the message is retained");
+        assert_eq!(&found[0].payload[..], &[b'v'; 16][..]);
+        let buffer = read_buffer.as_ptr_range();
+        assert!(!buffer.contains(&found[0].payload.as_ptr()));
+        assert!(!buffer.contains(&found[0].topic.as_ptr()));
     }
 }

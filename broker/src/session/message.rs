@@ -2,9 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
-use crate::codec::{ByteString, EncodeError, OutboundPublish, Publish, PublishProperties, QoS};
+use crate::codec::{
+    encode, encoded_len, ByteString, DecodeError, Decoder, EncodeError, OutboundPublish, Packet,
+    ProtocolVersion, Publish, PublishProperties, QoS, MAX_PACKET_SIZE_LIMIT,
+};
 use crate::pool::MessageRef;
 
 /// One received PUBLISH (or Will, or $SYS update), shared by every subscriber it goes to.
@@ -76,6 +79,39 @@ impl Message {
         })
     }
 
+    /// A copy of this message whose topic, payload and properties live in one allocation of
+    /// their own, for a message the broker keeps for long (a retained message). Decoded in
+    /// place, a message is a view into the read buffer it arrived in, and a view keeps its
+    /// whole buffer alive: a retained status update of 20 bytes would keep 16 KiB. The copy
+    /// is made by encoding the message and decoding it from a buffer of exactly its size.
+    pub fn detached(&self) -> Result<MessageRef, DetachError> {
+        let publish = Publish {
+            topic: self.topic.clone(),
+            qos: self.qos,
+            retain: self.retain,
+            packet_id: u16::from(self.qos != QoS::AtMostOnce),
+            payload: self.payload.clone(),
+            properties: self.properties.clone(),
+            ..Publish::default()
+        };
+        let packet = Packet::Publish(publish);
+        let len = encoded_len(&packet, ProtocolVersion::V5)?;
+        let mut buf = BytesMut::with_capacity(len);
+        encode(&packet, ProtocolVersion::V5, &mut buf)?;
+        let mut decoder = Decoder::with_version(ProtocolVersion::V5, MAX_PACKET_SIZE_LIMIT);
+        let Some(Packet::Publish(copy)) = decoder.decode(&mut buf)? else {
+            return Err(DetachError::NotAPublish);
+        };
+        Ok(Message::pooled(
+            copy.topic,
+            self.qos,
+            self.retain,
+            copy.payload,
+            copy.properties,
+            self.publisher.clone(),
+        )?)
+    }
+
     /// Drops what the message refers to (payload, topic, properties) so an envelope waiting in
     /// the pool pins no memory. Allocates nothing.
     pub fn clear(&mut self) {
@@ -105,6 +141,18 @@ impl Message {
     pub fn is_expired(&self, now: &mut LazyNow) -> bool {
         self.remaining_expiry(now).is_none()
     }
+}
+
+/// Why a message could not be copied out of the buffer it arrived in. It was decoded and
+/// re-encoded by the same codec, so this means a codec bug.
+#[derive(Debug, thiserror::Error)]
+pub enum DetachError {
+    #[error("the message could not be re-encoded: {0}")]
+    Encode(#[from] EncodeError),
+    #[error("the re-encoded message did not decode: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("the re-encoded message decoded as another packet")]
+    NotAPublish,
 }
 
 /// The current time, read from the clock at most once and only if asked for.
@@ -172,5 +220,42 @@ mod tests {
             forever.remaining_expiry(&mut LazyNow::at(t0 + Duration::from_secs(1_000_000))),
             Some(None)
         );
+    }
+
+    #[test]
+    fn a_detached_copy_owns_its_bytes_and_keeps_everything() {
+        // A message decoded from a read buffer: its topic and payload are views into it.
+        let read_buffer = Bytes::from(vec![b'x'; 16 * 1024]);
+        let props = PublishProperties {
+            message_expiry_interval: Some(60),
+            content_type: Some("text/plain".into()),
+            correlation_data: Some(read_buffer.slice(0..4)),
+            ..Default::default()
+        };
+        let original = Message::pooled(
+            ByteString::try_from(read_buffer.slice(0..8)).unwrap(),
+            QoS::AtLeastOnce,
+            true,
+            read_buffer.slice(100..120),
+            props,
+            Some("publisher".into()),
+        )
+        .unwrap();
+        let copy = original.detached().unwrap();
+        assert_eq!(copy.topic, original.topic);
+        assert_eq!(copy.payload, original.payload);
+        assert_eq!(copy.properties, original.properties);
+        assert_eq!((copy.qos, copy.retain), (QoS::AtLeastOnce, true));
+        assert_eq!(copy.publisher, original.publisher);
+        let buffer = read_buffer.as_ptr_range();
+        for view in [copy.payload.as_ptr(), copy.topic.as_ptr()] {
+            assert!(
+                !buffer.contains(&view),
+                "the copy points into the read buffer"
+            );
+        }
+        drop(original);
+        drop(read_buffer);
+        assert_eq!(&copy.payload[..], &[b'x'; 20][..]);
     }
 }

@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use smallvec::SmallVec;
 use tokio::sync::Notify;
 
-pub use message::{LazyNow, Message};
+pub use message::{DetachError, LazyNow, Message};
 pub use signal::{ConnectionSignal, Events};
 
 use crate::pool::MessageRef;
