@@ -11,6 +11,9 @@ use ferrumq_broker::codec::*;
 use ferrumq_broker::pool::{self, PoolStats};
 use support::*;
 
+/// The pools' counters are process-wide: the tests of this binary take turns.
+static POOLS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Buffers taken from a pool and not given back.
 fn outstanding(stats: PoolStats) -> u64 {
     stats.gets - stats.returns - stats.discards
@@ -35,6 +38,7 @@ async fn wait_for_all_returned() -> (u64, u64) {
 
 #[tokio::test]
 async fn idle_connections_hold_no_read_or_write_buffer() {
+    let _turn = POOLS.lock().await;
     let broker = start().await;
     let mut clients = Vec::new();
     for i in 0..20 {
@@ -106,4 +110,42 @@ async fn idle_connections_hold_no_read_or_write_buffer() {
         assert_eq!(&got.payload[..], b"split across two reads");
     }
     assert_eq!(wait_for_all_returned().await, (0, 0));
+    broker.shutdown().await;
+}
+
+/// Connections whose CONNECT has not arrived yet hold no read buffer either: a connection
+/// storm has hundreds of them at once. (A new socket can report itself readable before any
+/// byte has come; the buffer taken for that read must go back before the next wait.)
+#[tokio::test]
+async fn connections_waiting_for_connect_hold_no_read_buffer() {
+    let _turn = POOLS.lock().await;
+    let broker = start().await;
+    let mut sockets = Vec::new();
+    for _ in 0..50 {
+        sockets.push(
+            tokio::net::TcpStream::connect(broker.mqtt_addr())
+                .await
+                .unwrap(),
+        );
+    }
+    // Bounded wait for the broker to accept them all and start their handshakes.
+    for _ in 0..200 {
+        if broker
+            .broker
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 50
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        outstanding(pool::read_buffers().stats()),
+        0,
+        "read buffers held by connections that sent nothing"
+    );
+    drop(sockets);
+    broker.shutdown().await;
 }

@@ -208,7 +208,13 @@ async fn read_connect<S: Transport>(
         match read_pooled(stream, rbuf, &broker.stats) {
             Ok(0) => return Ok(None),
             Ok(_) => {}
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            // A spurious readiness (a new socket often reports one): the buffer goes back
+            // before the next wait, or every handshake of a storm would hold one while it
+            // waits for its CONNECT.
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                release_if_empty(rbuf);
+                continue;
+            }
             Err(_) => return Ok(None),
         }
         let level = handshake::sniff_level(rbuf);
