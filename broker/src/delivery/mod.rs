@@ -46,6 +46,26 @@ enum Chunk {
     Payload(Bytes),
 }
 
+/// Messages written by one collect, by QoS: the shared delivered counters are updated once
+/// per collect instead of once per message (each update moves a cache line between cores).
+#[derive(Debug, Default)]
+struct Delivered([u64; 3]);
+
+impl Delivered {
+    fn add(&mut self, qos: QoS) {
+        self.0[usize::from(qos.as_u8())] += 1;
+    }
+
+    fn record(&self, stats: &Stats) {
+        for (qos, n) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
+            .into_iter()
+            .zip(self.0)
+        {
+            stats.delivered_n(qos, n);
+        }
+    }
+}
+
 /// The client's limits on what the broker sends it.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientLimits {
@@ -153,8 +173,20 @@ impl Outbox {
     /// Moves up to [`BATCH`] queued messages into flight and into the write list. Returns
     /// whether more could be sent right away.
     pub fn collect(&mut self, st: &mut SessionState, stats: &Stats) -> bool {
+        let mut delivered = Delivered::default();
+        let more = self.collect_counting(st, stats, &mut delivered);
+        delivered.record(stats);
+        more
+    }
+
+    fn collect_counting(
+        &mut self,
+        st: &mut SessionState,
+        stats: &Stats,
+        delivered: &mut Delivered,
+    ) -> bool {
         let window = usize::from(self.limits.inflight_window);
-        if self.resend_unsent(st, stats) < st.inflight.len() {
+        if self.resend_unsent(st, stats, delivered) < st.inflight.len() {
             // Older messages wait for a slot; newer ones must not overtake them (section 4.6).
             return false;
         }
@@ -186,6 +218,7 @@ impl Outbox {
             };
             if self.write_publish(&item, packet_id, false, expiry, stats) {
                 sent += 1;
+                delivered.add(item.qos);
                 if item.qos != QoS::AtMostOnce {
                     let state = if item.qos == QoS::AtLeastOnce {
                         InflightState::AwaitingPubAck
@@ -265,7 +298,6 @@ impl Outbox {
                 .get_or_insert_with(Box::default)
                 .insert(message.topic.clone(), alias);
         }
-        stats.delivered(item.qos);
         true
     }
 
@@ -291,7 +323,12 @@ impl Outbox {
     /// their original order [MQTT-4.4.0-1]: PUBLISH with DUP set, or PUBREL once PUBREC came
     /// back; never more unacknowledged at once than the client's Receive Maximum
     /// [MQTT-3.3.4-9]. Returns the number of entries now on the wire.
-    fn resend_unsent(&mut self, st: &mut SessionState, stats: &Stats) -> usize {
+    fn resend_unsent(
+        &mut self,
+        st: &mut SessionState,
+        stats: &Stats,
+        delivered: &mut Delivered,
+    ) -> usize {
         let window = usize::from(self.limits.inflight_window);
         let mut on_wire = st.inflight.iter().filter(|f| f.sent).count();
         if on_wire == st.inflight.len() {
@@ -321,7 +358,9 @@ impl Outbox {
                     .remaining_expiry(&mut now)
                     .unwrap_or(Some(0));
                 let (item, packet_id) = (entry.item.clone(), entry.packet_id);
-                self.write_publish(&item, packet_id, true, expiry, stats);
+                if self.write_publish(&item, packet_id, true, expiry, stats) {
+                    delivered.add(item.qos);
+                }
             }
             st.inflight[index].sent = true;
             on_wire += 1;

@@ -57,6 +57,12 @@ impl ConnectionSignal {
     /// Raises `events` and wakes the task unless they were all raised already (then a wake
     /// is on its way, or the task has yet to take them).
     pub fn raise(&self, events: Events) {
+        // A plain load first: while the task has not yet taken a raise, a fan-out burst
+        // raises the same bit for every message, and a read-modify-write each time would
+        // pull the line away from the connection's core for nothing.
+        if self.raised.load(Ordering::Acquire) & events.0 == events.0 {
+            return;
+        }
         let before = self.raised.fetch_or(events.0, Ordering::AcqRel);
         if before & events.0 != events.0 {
             self.waker.wake();
