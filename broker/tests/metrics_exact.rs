@@ -739,7 +739,7 @@ fn message_path_metric_updates_do_not_allocate() {
     let update = || {
         for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
             stats.received(qos);
-            stats.delivered(qos);
+            stats.delivered_n(qos, 1);
         }
         for reason in DropReason::ALL {
             stats.dropped(reason);
