@@ -747,9 +747,9 @@ fn message_path_metric_updates_do_not_allocate() {
         Stats::add(&stats.bytes_received, 100);
         Stats::add(&stats.bytes_sent, 200);
         listener.inc();
-        stats.delivery_latency.observe(0.000_042);
-        stats.ack_latency.observe(0.003);
-        stats.delivery_latency.observe(7.0); // past the last bucket
+        stats.delivery_latency.observe(Duration::from_micros(42));
+        stats.ack_latency.observe(Duration::from_millis(3));
+        stats.delivery_latency.observe(Duration::from_secs(7)); // past the last bucket
     };
     // Once to warm up anything lazily initialised, then measured.
     update();

@@ -81,10 +81,8 @@ impl WriteBuffer {
         if self.received.is_empty() {
             return;
         }
-        let now = Instant::now();
-        for received in self.received.drain(..) {
-            stats.observe_delivery(now.saturating_duration_since(received));
-        }
+        stats.observe_deliveries(Instant::now(), &self.received);
+        self.received.clear();
     }
 }
 

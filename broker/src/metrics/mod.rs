@@ -6,16 +6,18 @@
 //! Prometheus scrapes, by [`StateCollector`], so the message path never maintains them.
 
 mod collector;
+mod latency;
 mod pools;
 
-use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-};
+use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 pub use collector::StateCollector;
+pub use latency::LatencyHistogram;
+use latency::SharedHistogram;
 pub use pools::PoolCollector;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::codec::{ProtocolVersion, QoS, ReasonCode};
 
@@ -72,9 +74,9 @@ pub struct Stats {
     disconnects: IntCounterVec,
     publishes_by_listener: IntCounterVec,
     /// From a PUBLISH fully read to its bytes handed to each subscriber's socket.
-    pub delivery_latency: Histogram,
+    pub delivery_latency: Arc<LatencyHistogram>,
     /// From a PUBLISH fully read to its PUBACK or PUBREC queued for the publisher.
-    pub ack_latency: Histogram,
+    pub ack_latency: Arc<LatencyHistogram>,
 }
 
 fn qos_index(qos: QoS) -> usize {
@@ -135,13 +137,12 @@ impl Stats {
             &["protocol"],
         )?;
         registry.register(Box::new(connected.clone()))?;
-        let histogram = |name: &str, help: &str| -> Result<Histogram, prometheus::Error> {
-            let h = Histogram::with_opts(
-                HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
-            )?;
-            registry.register(Box::new(h.clone()))?;
-            Ok(h)
-        };
+        let histogram =
+            |name: &str, help: &str| -> Result<Arc<LatencyHistogram>, prometheus::Error> {
+                let h = Arc::new(LatencyHistogram::new(name, help, LATENCY_BUCKETS)?);
+                registry.register(Box::new(SharedHistogram(Arc::clone(&h))))?;
+                Ok(h)
+            };
         let qos_children =
             |vec: &IntCounterVec| ["0", "1", "2"].map(|q| vec.with_label_values(&[q]));
         let stats = Stats {
@@ -213,17 +214,18 @@ impl Stats {
         }
     }
 
-    /// Records one message's publish-to-delivery time.
-    pub fn observe_delivery(&self, latency: Duration) {
+    /// Records the publish-to-delivery time of every message received at one of `received`
+    /// and handed to its subscriber's socket at `now` (one write).
+    pub fn observe_deliveries(&self, now: Instant, received: &[Instant]) {
         if PATH_METRICS {
-            self.delivery_latency.observe(latency.as_secs_f64());
+            self.delivery_latency.observe_batch(now, received);
         }
     }
 
     /// Records one PUBLISH's time from receipt to its PUBACK or PUBREC.
     pub fn observe_ack(&self, latency: Duration) {
         if PATH_METRICS {
-            self.ack_latency.observe(latency.as_secs_f64());
+            self.ack_latency.observe(latency);
         }
     }
 
@@ -313,7 +315,7 @@ mod tests {
         stats.received(QoS::AtLeastOnce);
         stats.dropped(DropReason::Expired);
         stats.connected(ProtocolVersion::V5);
-        stats.delivery_latency.observe(0.000_02);
+        stats.delivery_latency.observe(Duration::from_micros(20));
         let text = stats.render();
         assert!(text.contains("ferrumq_messages_received_total{qos=\"1\"} 1"));
         assert!(text.contains("ferrumq_messages_dropped_total{reason=\"expired\"} 1"));
