@@ -23,6 +23,7 @@
 //! ```
 
 pub mod fanout;
+pub mod publish_scan;
 
 use ferrumq_broker::alloc::{self, AllocStats};
 
