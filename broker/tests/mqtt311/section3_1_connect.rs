@@ -387,15 +387,18 @@ async fn mqtt_3_1_2_24_keep_alive_reset_by_each_packet() {
     broker.shutdown().await;
 }
 
-/// Connects a subscriber with Keep Alive 1 s that will not read, and floods it with QoS 0
-/// messages until the broker's writes to it block (25 MiB, far beyond loopback's socket
+/// Connects a subscriber with Keep Alive `keep_alive` that will not read, and floods it with
+/// QoS 0 messages until the broker's writes to it block (25 MiB, far beyond loopback's socket
 /// buffers). Returns the broker, the subscriber and the publisher (kept connected).
-async fn blocked_subscriber(client_id: &str) -> (RunningBroker, RawClient, RawClient) {
+async fn blocked_subscriber(
+    client_id: &str,
+    keep_alive: u16,
+) -> (RunningBroker, RawClient, RawClient) {
     let broker = start().await;
     let (mut sub, _) = connect_ok(
         &broker,
         Connect {
-            keep_alive: 1,
+            keep_alive,
             ..connect_packet(V4, client_id)
         },
     )
@@ -430,7 +433,7 @@ async fn wait_for_connections(broker: &RunningBroker, n: usize, within: Duration
 
 #[tokio::test]
 async fn mqtt_3_1_2_24_keep_alive_closes_a_client_that_neither_reads_nor_sends() {
-    let (broker, _sub, _publisher) = blocked_subscriber("stuck").await;
+    let (broker, _sub, _publisher) = blocked_subscriber("stuck", 1).await;
     // Keep Alive must end the connection even though its writes are blocked: only the
     // flooding publisher stays connected.
     assert_eq!(
@@ -443,7 +446,7 @@ async fn mqtt_3_1_2_24_keep_alive_closes_a_client_that_neither_reads_nor_sends()
 
 #[tokio::test]
 async fn mqtt_3_1_2_24_a_slow_reader_that_keeps_sending_stays_connected() {
-    let (broker, mut sub, _publisher) = blocked_subscriber("slow").await;
+    let (broker, mut sub, _publisher) = blocked_subscriber("slow", 1).await;
     // Sleep: 3 s of PINGREQs every 0.5 s (Keep Alive 1 s) while the broker's writes to this
     // client stay blocked; the broker must read them and keep the connection.
     for _ in 0..6 {
@@ -647,5 +650,18 @@ async fn mqtt_3_1_4_5_nothing_processed_after_a_refused_connect() {
     );
     expect_bare_close(&mut c).await;
     watcher.expect_nothing().await;
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_a_client_whose_writes_are_blocked() {
+    // Keep Alive off: only the shutdown can end this connection.
+    let (broker, _sub, _publisher) = blocked_subscriber("stuck-at-shutdown", 0).await;
+    broker.broker.begin_shutdown();
+    assert_eq!(
+        wait_for_connections(&broker, 0, Duration::from_secs(10)).await,
+        0,
+        "a connection stayed open after shutdown"
+    );
     broker.shutdown().await;
 }
