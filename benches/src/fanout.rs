@@ -46,7 +46,7 @@ impl FanoutHarness {
     pub fn new(n: usize, qos: QoS, payload: usize) -> FanoutHarness {
         let mut config = BrokerConfig::default();
         config.settings.limits.max_queued_messages = 1_000;
-        let broker = Broker::new(config);
+        let broker = Broker::new(config).expect("the harness's configuration has no password file");
         let version = ProtocolVersion::V3_1_1;
         let mut subscribers = Vec::with_capacity(n);
         for i in 0..n {

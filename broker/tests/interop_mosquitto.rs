@@ -301,3 +301,94 @@ async fn mosquitto_large_payload_from_stdin() {
     assert_eq!(sub_lines(sub).await, [format!("0 1 big {payload}")]);
     broker.shutdown().await;
 }
+
+/// A password file made by the live `mosquitto_passwd`, in both of its hash formats: the
+/// right password connects (3.1.1 and 5.0), a wrong one or an unknown user is refused, and
+/// so is a client without a username (a password file closes anonymous access).
+#[tokio::test]
+async fn mosquitto_passwd_files_authenticate_mosquitto_clients() {
+    let dir = std::env::temp_dir().join(format!("ferrumq-passwd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("passwords");
+    for (hash, user, password, create) in [
+        ("sha512-pbkdf2", "alice", "wonder land", true),
+        ("sha512", "bob", "s3cret", false),
+    ] {
+        let mut cmd = std::process::Command::new(bin("mosquitto_passwd"));
+        cmd.args(["-H", hash]);
+        if create {
+            cmd.arg("-c");
+        }
+        let status = cmd
+            .arg("-b")
+            .arg(&file)
+            .args([user, password])
+            .status()
+            .expect("mosquitto_passwd runs");
+        assert!(status.success(), "mosquitto_passwd for {user}");
+    }
+    let mut config = test_config();
+    config.settings.auth.password_file = Some(file.clone());
+    let broker = start_with(config).await;
+    let attempt = |version: &'static str, id: &'static str, creds: &'static [&'static str]| {
+        let broker = &broker;
+        async move {
+            let mut args = vec!["-t", "auth/t", "-m", "x"];
+            args.extend_from_slice(creds);
+            bounded(
+                Command::new(bin("mosquitto_pub"))
+                    .args(common_args(broker, version, id))
+                    .args(&args)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .expect("mosquitto_pub starts"),
+            )
+            .await
+        }
+    };
+    for version in VERSIONS {
+        for creds in [
+            &["-u", "alice", "-P", "wonder land"][..],
+            &["-u", "bob", "-P", "s3cret"],
+        ] {
+            let out = attempt(version, "ok", creds).await;
+            assert!(
+                out.status.success(),
+                "{version} {creds:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        for creds in [
+            &["-u", "alice", "-P", "s3cret"][..],
+            &["-u", "mallory", "-P", "wonder land"],
+            &[],
+        ] {
+            let out = attempt(version, "refused", creds).await;
+            assert!(!out.status.success(), "{version} {creds:?} was let in");
+        }
+    }
+    broker.shutdown().await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A password file with a bad line stops start-up, naming the file and the line.
+#[tokio::test]
+async fn a_broken_password_file_stops_start_up_with_the_line_at_fault() {
+    let dir = std::env::temp_dir().join(format!("ferrumq-badpasswd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("passwords");
+    std::fs::write(&file, "# users\nalice:plain-text-password\n").unwrap();
+    let mut config = test_config();
+    config.settings.auth.password_file = Some(file.clone());
+    let error = match ferrumq_broker::listeners::start(config).await {
+        Ok(_) => panic!("started with a broken password file"),
+        Err(error) => error.to_string(),
+    };
+    assert!(
+        error.contains(&format!("{}:2:", file.display())),
+        "the error names the file and line 2: {error}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,10 +1,17 @@
 //! The authentication hook: who may connect.
 //!
 //! The broker asks its [`Authenticator`] about every CONNECT. The built-in one,
-//! [`ConfiguredAuth`], applies the configuration: anonymous clients are accepted only when
-//! `settings.auth` allows them, and no extended authentication method (section 4.12) is
-//! offered, so a CONNECT naming one is refused with 0x8C Bad Authentication Method. Password
-//! files and extended methods (the AUTH exchange) plug in here as other implementations.
+//! [`ConfiguredAuth`], applies the configuration: a client that sends a username must give
+//! that user's password from `settings.auth.passwordFile` (Mosquitto's format, see
+//! [`PasswordFile`]) when one is configured, else 0x86 Bad User Name or Password; anonymous
+//! clients are accepted only when `settings.auth` allows them; and no extended
+//! authentication method (section 4.12) is offered, so a CONNECT naming one is refused with
+//! 0x8C Bad Authentication Method. Extended methods (the AUTH exchange) plug in here as
+//! other implementations.
+
+mod password_file;
+
+pub use password_file::{PasswordFile, PasswordFileError};
 
 use crate::codec::{Connect, ReasonCode};
 use crate::config::AuthConfig;
@@ -41,12 +48,25 @@ pub trait Authenticator: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct ConfiguredAuth {
     allow_anonymous: bool,
+    passwords: Option<PasswordFile>,
 }
 
 impl ConfiguredAuth {
-    pub fn new(config: &AuthConfig) -> ConfiguredAuth {
+    /// The authenticator `config` describes, with its password file read and checked.
+    pub fn new(config: &AuthConfig) -> Result<ConfiguredAuth, PasswordFileError> {
+        let passwords = config
+            .password_file
+            .as_deref()
+            .map(PasswordFile::load)
+            .transpose()?;
+        Ok(ConfiguredAuth::with_passwords(config, passwords))
+    }
+
+    /// The authenticator `config` describes, with `passwords` as its users.
+    pub fn with_passwords(config: &AuthConfig, passwords: Option<PasswordFile>) -> ConfiguredAuth {
         ConfiguredAuth {
             allow_anonymous: config.anonymous_allowed(),
+            passwords,
         }
     }
 }
@@ -60,10 +80,18 @@ impl Authenticator for ConfiguredAuth {
         if let Decision::Deny(reason) = self.check_method(connect) {
             return Decision::Deny(reason);
         }
-        if connect.username.is_none() && !self.allow_anonymous {
-            return Decision::Deny(ReasonCode::NotAuthorized);
+        match (&connect.username, &self.passwords) {
+            (None, _) if !self.allow_anonymous => Decision::Deny(ReasonCode::NotAuthorized),
+            (None, _) | (Some(_), None) => Decision::Allow,
+            (Some(username), Some(passwords)) => {
+                let password = connect.password.as_deref().unwrap_or_default();
+                if passwords.verify(username, password) {
+                    Decision::Allow
+                } else {
+                    Decision::Deny(ReasonCode::BadUserNameOrPassword)
+                }
+            }
         }
-        Decision::Allow
     }
 }
 
@@ -90,7 +118,7 @@ mod tests {
 
     #[test]
     fn mqtt_4_12_unsupported_method_is_bad_authentication_method() {
-        let auth = ConfiguredAuth::new(&AuthConfig::default());
+        let auth = ConfiguredAuth::new(&AuthConfig::default()).unwrap();
         assert_eq!(
             auth.authenticate(&connect(None, Some("SCRAM-SHA-1"))),
             Decision::Deny(ReasonCode::BadAuthenticationMethod)
@@ -104,7 +132,7 @@ mod tests {
             allow_anonymous: Some(false),
             ..Default::default()
         };
-        let auth = ConfiguredAuth::new(&config);
+        let auth = ConfiguredAuth::new(&config).unwrap();
         assert_eq!(
             auth.authenticate(&connect(None, None)),
             Decision::Deny(ReasonCode::NotAuthorized)
@@ -113,5 +141,37 @@ mod tests {
             auth.authenticate(&connect(Some("u"), None)),
             Decision::Allow
         );
+    }
+
+    #[test]
+    fn with_a_password_file_a_username_needs_its_password() {
+        let passwords = PasswordFile::parse(
+            "alice:$6$EomL2EILM9cp06Ek$bOx3fdhf8XBy/DrXyITa+G5RMpaquKImMg+vO/TuKJcQelVLFSxs3uah4jFVq1NUW9P9OcdO/fE6rJ/x5iduSw==\n",
+        )
+        .unwrap();
+        let config = AuthConfig {
+            password_file: Some("/unused".into()),
+            ..Default::default()
+        };
+        let auth = ConfiguredAuth::with_passwords(&config, Some(passwords));
+        let with = |user: Option<&str>, password: Option<&[u8]>| {
+            let mut c = connect(user, None);
+            c.password = password.map(bytes::Bytes::copy_from_slice);
+            auth.authenticate(&c)
+        };
+        assert_eq!(with(Some("alice"), Some(b"s3cret")), Decision::Allow);
+        for (user, password) in [
+            (Some("alice"), Some(&b"wrong"[..])),
+            (Some("alice"), None),
+            (Some("mallory"), Some(&b"s3cret"[..])),
+        ] {
+            assert_eq!(
+                with(user, password),
+                Decision::Deny(ReasonCode::BadUserNameOrPassword),
+                "{user:?}"
+            );
+        }
+        // A password file closes anonymous access unless allowAnonymous says otherwise.
+        assert_eq!(with(None, None), Decision::Deny(ReasonCode::NotAuthorized));
     }
 }

@@ -507,7 +507,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let broker = Broker::new(Default::default());
+        let broker = Broker::new(Default::default()).unwrap();
         let counter = IntCounter::new("probe", "probe").unwrap();
         let task = serve(broker, stream, addr, counter);
         let size = std::mem::size_of_val(&task);

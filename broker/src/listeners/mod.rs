@@ -27,8 +27,10 @@ pub enum StartError {
         name: String,
         protocol: &'static str,
     },
-    #[error("settings.auth.passwordFile is set, but password authentication is not supported by this build yet")]
-    PasswordFileUnsupported,
+    #[error("settings.auth.passwordFile: {0}")]
+    PasswordFile(#[from] crate::auth::PasswordFileError),
+    #[error("settings.auth.aclFile is set, but this build does not enforce ACL files yet; it refuses to start rather than let every user reach every topic")]
+    AclFileUnsupported,
 }
 
 /// A started broker.
@@ -42,7 +44,7 @@ pub struct RunningBroker {
 
 /// Binds every listener and starts accepting, authenticating as the configuration says.
 pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
-    let authenticator = Box::new(crate::auth::ConfiguredAuth::new(&config.settings.auth));
+    let authenticator = Box::new(crate::auth::ConfiguredAuth::new(&config.settings.auth)?);
     start_with_authenticator(config, authenticator).await
 }
 
@@ -51,8 +53,8 @@ pub async fn start_with_authenticator(
     config: BrokerConfig,
     authenticator: Box<dyn crate::auth::Authenticator>,
 ) -> Result<RunningBroker, StartError> {
-    if config.settings.auth.password_file.is_some() {
-        return Err(StartError::PasswordFileUnsupported);
+    if config.settings.auth.acl_file.is_some() {
+        return Err(StartError::AclFileUnsupported);
     }
     let mut bound = Vec::new();
     for listener in &config.listeners {

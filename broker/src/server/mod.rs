@@ -19,7 +19,7 @@ pub use crate::metrics::Stats;
 use crate::metrics::{DropReason, PoolCollector, StateCollector};
 pub use lifecycle::{AttachParams, Attached, WillOnClose};
 
-use crate::auth::{Authenticator, ConfiguredAuth};
+use crate::auth::{Authenticator, ConfiguredAuth, PasswordFileError};
 use crate::codec::{ByteString, QoS};
 use crate::config::{BrokerConfig, BrokerSettings};
 use crate::pool::MessageRef;
@@ -60,10 +60,10 @@ pub struct Routed {
 }
 
 impl Broker {
-    /// A broker authenticating clients as its configuration says.
-    pub fn new(config: BrokerConfig) -> Arc<Broker> {
-        let authenticator = Box::new(ConfiguredAuth::new(&config.settings.auth));
-        Broker::with_authenticator(config, authenticator)
+    /// A broker authenticating clients as its configuration says (its password file read).
+    pub fn new(config: BrokerConfig) -> Result<Arc<Broker>, PasswordFileError> {
+        let authenticator = Box::new(ConfiguredAuth::new(&config.settings.auth)?);
+        Ok(Broker::with_authenticator(config, authenticator))
     }
 
     /// A broker that asks `authenticator` about every CONNECT.
@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn a_retained_message_does_not_keep_the_buffer_it_arrived_in() {
-        let broker = Broker::new(BrokerConfig::default());
+        let broker = Broker::new(BrokerConfig::default()).unwrap();
         let read_buffer = Bytes::from(vec![b'v'; 16 * 1024]);
         let message = Message::pooled(
             ByteString::try_from(read_buffer.slice(0..6)).unwrap(),
