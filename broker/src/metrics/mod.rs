@@ -181,6 +181,12 @@ impl Stats {
         for version in VERSION_LABELS {
             stats.connected.with_label_values(&[version]);
         }
+        // Disconnects the client ends exist from the first scrape at 0, so a rate() over them
+        // has its two samples as soon as the first client leaves (Prometheus's advice for
+        // label values known in advance).
+        for label in ["client", "client_with_will", "lost"] {
+            stats.disconnects.with_label_values(&[label]);
+        }
         Ok(stats)
     }
 
@@ -321,6 +327,10 @@ mod tests {
         assert!(text.contains("ferrumq_messages_dropped_total{reason=\"expired\"} 1"));
         assert!(text.contains("ferrumq_connections{protocol=\"5.0\"} 1"));
         assert!(text.contains("# HELP ferrumq_delivery_latency_seconds"));
+        assert!(
+            text.contains("ferrumq_disconnects_total{reason=\"client\"} 0"),
+            "client disconnects are exported at 0 before the first one"
+        );
         assert_eq!(stats.received_total(), 1);
     }
 }
