@@ -193,6 +193,13 @@ fn available(_: &ClientId) -> bool {
     true
 }
 
+/// The name of a match or visit benchmark and the publisher it matches for, or `None` when
+/// the benchmark is filtered out.
+fn selected_match(group: &str, function: &str, param: &str) -> Option<(String, ClientId)> {
+    let name = format!("{group}/{function}/{param}");
+    selected(&name).then(|| (name, ClientId::from("publisher")))
+}
+
 /// Benchmarks one `match` operation (see the module docs) over `topics`, cycling through them,
 /// after checking that each yields `expect` deliveries, and prints its allocations per
 /// operation.
@@ -203,11 +210,9 @@ fn bench_match(
     topics: &[String],
     expect: usize,
 ) {
-    let name = format!("{group}/{function}/{param}");
-    if !selected(&name) {
+    let Some((name, publisher)) = selected_match(group, function, param) else {
         return;
-    }
-    let publisher = ClientId::from("publisher");
+    };
     let mut out: Vec<Match> = Vec::with_capacity(expect);
     for topic in topics {
         tree.matches(topic, Some(&publisher), &available, &mut out);
@@ -237,11 +242,9 @@ fn bench_visit(
     topics: &[String],
     expect: usize,
 ) {
-    let name = format!("{group}/{function}/{param}");
-    if !selected(&name) {
+    let Some((name, publisher)) = selected_match(group, function, param) else {
         return;
-    }
-    let publisher = ClientId::from("publisher");
+    };
     for topic in topics {
         let mut seen = 0;
         tree.visit_matches(topic, Some(&publisher), &available, &mut |_| seen += 1);

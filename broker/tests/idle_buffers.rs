@@ -19,21 +19,29 @@ fn outstanding(stats: PoolStats) -> u64 {
     stats.gets - stats.returns - stats.discards
 }
 
-/// Waits (bounded) for every buffer to come back: a client can see the broker's last write
-/// before the connection task has returned the buffer that carried it.
-async fn wait_for_all_returned() -> (u64, u64) {
-    let mut left = (u64::MAX, u64::MAX);
+/// Reads `read` until it gives `want` or two seconds pass; returns the last value read.
+async fn read_until<T: PartialEq>(want: T, mut read: impl FnMut() -> T) -> T {
+    let mut last = read();
     for _ in 0..200 {
-        left = (
-            outstanding(pool::read_buffers().stats()),
-            outstanding(pool::write_buffers().stats()),
-        );
-        if left == (0, 0) {
+        if last == want {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+        last = read();
     }
-    left
+    last
+}
+
+/// Waits (bounded) for every buffer to come back: a client can see the broker's last write
+/// before the connection task has returned the buffer that carried it.
+async fn wait_for_all_returned() -> (u64, u64) {
+    read_until((0, 0), || {
+        (
+            outstanding(pool::read_buffers().stats()),
+            outstanding(pool::write_buffers().stats()),
+        )
+    })
+    .await
 }
 
 #[tokio::test]
@@ -92,14 +100,7 @@ async fn idle_connections_hold_no_read_or_write_buffer() {
     encode(&Packet::Publish(publish), ProtocolVersion::V5, &mut wire).unwrap();
     let (head, tail) = wire.split_at(6);
     publisher.send_raw(head).await;
-    let mut held = 0;
-    for _ in 0..200 {
-        held = outstanding(pool::read_buffers().stats());
-        if held == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let held = read_until(1, || outstanding(pool::read_buffers().stats())).await;
     assert_eq!(
         held, 1,
         "the connection holding a partial packet keeps one read buffer"
@@ -129,17 +130,13 @@ async fn connections_waiting_for_connect_hold_no_read_buffer() {
         );
     }
     // Bounded wait for the broker to accept them all and start their handshakes.
-    for _ in 0..200 {
-        if broker
+    let connections = || {
+        broker
             .broker
             .connections
             .load(std::sync::atomic::Ordering::Relaxed)
-            == 50
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    };
+    read_until(50, connections).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
         outstanding(pool::read_buffers().stats()),

@@ -177,6 +177,23 @@ impl Stripe {
 static GLOBAL: [Stripe; STRIPES] = [const { Stripe::new() }; STRIPES];
 static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
 
+/// The stripe of the thread owning `local`, assigned round-robin on first use.
+#[inline]
+fn stripe_of(local: &LocalCounters) -> usize {
+    let mut stripe = local.stripe.get();
+    if stripe == usize::MAX {
+        stripe = NEXT_STRIPE.fetch_add(1, Relaxed) % STRIPES;
+        local.stripe.set(stripe);
+    }
+    stripe
+}
+
+/// This thread's stripe, in `0..STRIPES`: the one its allocator counters use. Other striped
+/// counters (the latency histograms) use it too, so each thread keeps to one stripe index.
+pub fn thread_stripe() -> usize {
+    LOCAL.try_with(stripe_of).unwrap_or(0)
+}
+
 /// Which kind of allocator call to record. Everything on the recording path
 /// below is panic-free (wrapping arithmetic, `try_with`), because unwinding
 /// out of a global allocator is undefined behaviour.
@@ -216,12 +233,7 @@ fn record(event: Event) {
                     bump(&local.bytes_allocated, new as u64);
                 }
             }
-            let mut stripe = local.stripe.get();
-            if stripe == usize::MAX {
-                stripe = NEXT_STRIPE.fetch_add(1, Relaxed) % STRIPES;
-                local.stripe.set(stripe);
-            }
-            stripe
+            stripe_of(local)
         })
         .unwrap_or(0);
     let s = &GLOBAL[stripe % STRIPES];

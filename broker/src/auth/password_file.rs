@@ -182,14 +182,6 @@ impl PasswordFile {
             }
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.users.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -206,7 +198,7 @@ bob:$6$EomL2EILM9cp06Ek$bOx3fdhf8XBy/DrXyITa+G5RMpaquKImMg+vO/TuKJcQelVLFSxs3uah
     #[test]
     fn passwords_made_by_mosquitto_passwd_verify_in_both_formats() {
         let file = PasswordFile::parse(MOSQUITTO_FILE).unwrap();
-        assert_eq!(file.len(), 2);
+        assert_eq!(file.users.len(), 2);
         assert!(file.verify("alice", b"wonder land"));
         assert!(file.verify("bob", b"s3cret"));
         assert!(!file.verify("alice", b"wonder lan"));

@@ -8,7 +8,6 @@
 //! every message queued before it runs. A fan-out of a burst therefore wakes each subscriber
 //! once, not once per message.
 
-use std::future::poll_fn;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 
@@ -20,7 +19,6 @@ use atomic_waker::AtomicWaker;
 pub struct Events(u8);
 
 impl Events {
-    pub const NONE: Events = Events(0);
     /// Messages were queued, an in-flight slot freed, the session taken over or kicked.
     pub const SESSION: Events = Events(1);
     /// The connection's Keep Alive deadline may have passed.
@@ -31,10 +29,6 @@ impl Events {
 
     pub fn contains(self, other: Events) -> bool {
         self.0 & other.0 == other.0 && other.0 != 0
-    }
-
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
     }
 
     pub const fn union(self, other: Events) -> Events {
@@ -83,11 +77,6 @@ impl ConnectionSignal {
         }
     }
 
-    /// Waits for any of `wanted` and takes them.
-    pub async fn wait(&self, wanted: Events) -> Events {
-        poll_fn(|cx| self.poll_take(cx, wanted)).await
-    }
-
     fn take(&self, wanted: Events) -> Option<Events> {
         if self.raised.load(Ordering::Acquire) & wanted.0 == 0 {
             return None;
@@ -101,8 +90,16 @@ impl ConnectionSignal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::poll_fn;
     use std::sync::Arc;
     use std::time::Duration;
+
+    impl ConnectionSignal {
+        /// Waits for any of `wanted` and takes them.
+        async fn wait(&self, wanted: Events) -> Events {
+            poll_fn(|cx| self.poll_take(cx, wanted)).await
+        }
+    }
 
     #[tokio::test]
     async fn a_raise_before_the_wait_is_not_lost() {
