@@ -131,8 +131,8 @@ impl StateCollector {
     fn refresh(&self, broker: &Broker) {
         let (mut connected, mut offline, mut inflight, mut queued, mut queued_max) =
             (0, 0, 0, 0, 0);
-        for entry in broker.sessions.iter() {
-            let st = entry.value().state.lock();
+        broker.sessions.for_each(|session| {
+            let st = session.state.lock();
             if st.attached.is_some() {
                 connected += 1;
             } else {
@@ -141,7 +141,7 @@ impl StateCollector {
             inflight += st.inflight.len();
             queued += st.queue.len();
             queued_max = queued_max.max(st.queue.len());
-        }
+        });
         self.sessions
             .with_label_values(&["connected"])
             .set(connected);

@@ -48,11 +48,7 @@ impl Broker {
     pub fn attach(&self, client_id: &ByteString, params: AttachParams) -> Attached {
         let signal = Arc::new(ConnectionSignal::new());
         loop {
-            let session = self
-                .sessions
-                .entry(client_id.clone())
-                .or_insert_with(|| Session::new(client_id.clone()))
-                .clone();
+            let session = self.sessions.get_or_create(client_id);
             let mut st = session.state.lock();
             if st.removed {
                 // Expired between the lookup and the lock; the map has no entry for it now.
@@ -146,10 +142,7 @@ impl Broker {
 
     /// Removes the session if no connection has attached since `generation` left.
     pub fn end_session(&self, session: &Arc<Session>, generation: u64) {
-        let removed = self.sessions.remove_if(&session.client_id, |_, s| {
-            if !Arc::ptr_eq(s, session) {
-                return false;
-            }
+        let removed = self.sessions.remove_if(session, |s| {
             let mut st = s.state.lock();
             if st.generation == generation && st.attached.is_none() {
                 st.removed = true;
@@ -158,7 +151,7 @@ impl Broker {
                 false
             }
         });
-        if removed.is_none() {
+        if !removed {
             return;
         }
         let (filters, shared) = {

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use dashmap::DashMap;
 use parking_lot::RwLock;
 use smallvec::SmallVec;
 use tokio_util::sync::CancellationToken;
@@ -23,8 +22,8 @@ use crate::auth::{Authenticator, ConfiguredAuth, PasswordFileError};
 use crate::codec::{ByteString, QoS};
 use crate::config::{BrokerConfig, BrokerSettings};
 use crate::pool::MessageRef;
-use crate::router::{KeyedHashBuilder, MatchRef, RetainedStore, SubscriptionTree};
-use crate::session::{Enqueued, Events, LazyNow, Outgoing, Session};
+use crate::router::{MatchRef, RetainedStore, SubscriptionTree};
+use crate::session::{Enqueued, Events, LazyNow, Outgoing, Session, SessionMap};
 use keep_alive::KeepAliveWheel;
 
 /// Everything connections share. One per broker process.
@@ -32,9 +31,8 @@ pub struct Broker {
     pub config: BrokerConfig,
     /// Decides who may connect (the authentication hook).
     pub authenticator: Box<dyn Authenticator>,
-    /// Keyed by client identifier, hashed with a keyed fast hash (client identifiers come from
-    /// clients; SipHash was a tenth of a fan-out's time).
-    pub sessions: DashMap<ByteString, Arc<Session>, KeyedHashBuilder>,
+    /// Every session, by client identifier.
+    pub sessions: SessionMap,
     pub router: RwLock<SubscriptionTree>,
     pub retained: RwLock<RetainedStore<MessageRef>>,
     pub stats: Stats,
@@ -74,7 +72,7 @@ impl Broker {
         let broker = Arc::new(Broker {
             config,
             authenticator,
-            sessions: DashMap::with_hasher(KeyedHashBuilder::default()),
+            sessions: SessionMap::default(),
             router: RwLock::new(SubscriptionTree::new()),
             retained: RwLock::new(RetainedStore::new()),
             stats: Stats::new().expect("metric names are unique"),
@@ -124,13 +122,7 @@ impl Broker {
     /// connection checks the cancel once attached.
     pub fn begin_shutdown(&self) {
         self.shutdown.cancel();
-        // Sessions are collected first: a session's lock is never taken under a map lock.
-        let sessions: Vec<Arc<Session>> = self
-            .sessions
-            .iter()
-            .map(|e| Arc::clone(e.value()))
-            .collect();
-        for session in sessions {
+        for session in self.sessions.all() {
             if let Some(attached) = &session.state.lock().attached {
                 attached.signal.raise(Events::SHUTDOWN);
             }

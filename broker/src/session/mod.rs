@@ -5,6 +5,7 @@
 //! outlives its connection until its expiry interval ends. Publishers push into a session's
 //! queue under its mutex and wake its connection task, which alone writes to the socket.
 
+mod map;
 mod message;
 mod signal;
 
@@ -17,6 +18,7 @@ use parking_lot::Mutex;
 use smallvec::SmallVec;
 use tokio::sync::Notify;
 
+pub use map::SessionMap;
 pub use message::{DetachError, LazyNow, Message};
 pub use signal::{ConnectionSignal, Events};
 
