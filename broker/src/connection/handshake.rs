@@ -196,6 +196,8 @@ where
         keep_alive: (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive))),
         last_received: Instant::now(),
         keep_alive_entry: None,
+        sleep_entry: None,
+        active_tick: 0,
         writing: false,
         collect_more: false,
         problem_information: props.request_problem_information.unwrap_or(true),

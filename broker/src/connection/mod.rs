@@ -5,6 +5,7 @@
 //! this task, which drains the queue into one vectored write. A slow client therefore only
 //! slows itself, and its queue is bounded.
 
+mod dormant;
 mod handshake;
 mod inbound;
 mod outbound;
@@ -16,6 +17,8 @@ use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -95,6 +98,13 @@ impl Close {
     }
 }
 
+/// How the connection loop stopped.
+enum Stopped {
+    Closed(Close),
+    /// Idle long enough to go to sleep (see [`dormant`]).
+    Idle,
+}
+
 /// A connected, accepted client.
 struct Connection<S> {
     broker: Arc<Broker>,
@@ -112,6 +122,11 @@ struct Connection<S> {
     last_received: Instant,
     /// The tick of the Keep Alive deadline filed with the broker's wheel, until it fires.
     keep_alive_entry: Option<u64>,
+    /// The tick of the sleep deadline filed with the broker's wheel, until it fires.
+    sleep_entry: Option<NonZeroU64>,
+    /// The deadline wheels' tick when the client last sent something or a message came for
+    /// it; 0 until then. Idle for [`dormant::SLEEP_AFTER_TICKS`] since, it goes to sleep.
+    active_tick: u64,
     /// A write is under way: the outbox holds bytes not yet on the wire.
     writing: bool,
     /// The last collect left messages that could be sent at once.
@@ -150,9 +165,10 @@ where
         let Some(mut conn) = handshake.await else {
             return;
         };
-        let close = conn.run().await;
-        Box::pin(conn.finish(close)).await;
-        drop(guard);
+        let stopped = conn.run().await;
+        if let Some(closing) = conn.end(stopped, guard) {
+            closing.await;
+        }
     }
 }
 
@@ -273,20 +289,47 @@ where
         self.outbox.send(packet);
     }
 
-    async fn run(&mut self) -> Close {
-        let signal = Arc::clone(&self.attached.signal);
+    /// Serves the connection from its CONNACK until it closes or goes to sleep.
+    async fn run(&mut self) -> Stopped {
         // Clients need not wait for CONNACK (section 3.1.4): packets that arrived in the same
         // reads as CONNECT are already buffered, and no further read may ever come for them.
         if let Err(close) = self.handle_buffered() {
-            return close;
+            return Stopped::Closed(close);
         }
         release_if_empty(&mut self.rbuf);
         // Shutdown raises SHUTDOWN on attached connections; one that attached after that
         // sweep sees the cancel here (see `Broker::begin_shutdown`).
         if self.broker.shutdown.is_cancelled() {
-            return Close::ServerShutdown;
+            return Stopped::Closed(Close::ServerShutdown);
         }
         self.schedule_keep_alive();
+        self.serve_loop().await
+    }
+
+    /// Continues a connection that slept, handling first what [`Connection::read_asleep`]
+    /// read: what the client sent while the connection slept comes before whatever woke it
+    /// (a takeover or shutdown must not discard a PUBLISH that arrived before it).
+    async fn resume(&mut self, input: io::Result<usize>) -> Stopped {
+        match input {
+            Ok(0) => return Stopped::Closed(Close::Lost("connection closed by client".into())),
+            Ok(_) => {
+                self.last_received = Instant::now();
+                if let Err(close) = self.handle_buffered() {
+                    return Stopped::Closed(close);
+                }
+                release_if_empty(&mut self.rbuf);
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => return Stopped::Closed(Close::Lost(error.to_string())),
+        }
+        self.serve_loop().await
+    }
+
+    /// Writes what the session has for the client, reads what the client sends, and waits
+    /// when there is neither, until the connection closes or has been idle long enough to go
+    /// to sleep. A connection that wakes up continues here.
+    async fn serve_loop(&mut self) -> Stopped {
+        let signal = Arc::clone(&self.attached.signal);
         loop {
             // A client that stops reading blocks the write: shutdown must not wait for it
             // (the outbox's write is cancel-safe, so finish() can still try to flush), and
@@ -302,15 +345,18 @@ where
             })
             .await;
             match flushed {
-                Err(close) => return close,
+                Err(close) => return Stopped::Closed(close),
                 Ok(Some(events)) => {
                     if let Err(close) = self.on_events(events) {
-                        return close;
+                        return Stopped::Closed(close);
                     }
                     // Back to writing.
                     continue;
                 }
                 Ok(None) => {}
+            }
+            if self.should_sleep() {
+                return Stopped::Idle;
             }
             // Idle: wait for the signal or the socket. Nothing is held across this wait but
             // the wakers the signal and the socket keep in place.
@@ -323,20 +369,85 @@ where
             .await;
             let handled = match woken {
                 Err(error) => Err(Close::Lost(error.to_string())),
-                Ok(Some(events)) => self.on_events(events),
-                Ok(None) => self.read_ready(),
+                Ok(Some(events)) => {
+                    if events.contains(Events::SESSION) {
+                        self.stamp_activity();
+                    }
+                    self.on_events(events)
+                }
+                Ok(None) => {
+                    self.stamp_activity();
+                    self.read_ready()
+                }
             };
             if let Err(close) = handled {
-                return close;
+                return Stopped::Closed(close);
+            }
+        }
+    }
+
+    /// Whether the idle connection should go to sleep now: it can, and has been idle for
+    /// [`dormant::SLEEP_AFTER_TICKS`] or has done nothing since its handshake (a connection
+    /// storm's clients mostly stay idle). Otherwise files a sleep deadline, so that it is
+    /// woken to look again once it could have been idle that long.
+    fn should_sleep(&mut self) -> bool {
+        // A partial packet waits in the read buffer only while its rest is on the way.
+        if !self.stream.can_sleep() || !self.rbuf.is_empty() || !dormant::available() {
+            return false;
+        }
+        let wheel = &self.broker.sleep_deadlines;
+        let due = self.active_tick + dormant::SLEEP_AFTER_TICKS;
+        let now = wheel.reached();
+        if self.active_tick == 0 || now >= due {
+            return true;
+        }
+        if self.sleep_entry.is_none() {
+            self.sleep_entry =
+                NonZeroU64::new(wheel.schedule_ticks(due - now, &self.attached.signal));
+        }
+        false
+    }
+
+    /// Ends the connection once its loop stops: puts it to sleep, or returns its close to
+    /// run. Boxed, the close is not part of the task that lives as long as the connection.
+    fn end(
+        self,
+        stopped: Stopped,
+        guard: ConnectionCount,
+    ) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>>
+    where
+        S: 'static,
+    {
+        match stopped {
+            Stopped::Closed(close) => Some(Box::pin(async move {
+                self.finish(close).await;
+                drop(guard);
+            })),
+            Stopped::Idle => {
+                let (mut conn, stream) = self.replace_stream(());
+                if let Some(tick) = conn.sleep_entry.take() {
+                    conn.broker
+                        .sleep_deadlines
+                        .cancel(tick.get(), &conn.attached.signal);
+                }
+                match stream.into_std() {
+                    Ok(stream) => dormant::sleep(conn.replace_stream(stream).0, guard),
+                    Err(error) => conn.leave(Close::Lost(error.to_string())),
+                }
+                None
             }
         }
     }
 
     /// Acts on raised events: shutdown closes, Keep Alive is checked. SESSION needs nothing
-    /// here: the next flush looks at the session.
+    /// here: the next flush looks at the session; nor does IDLE: the next idle turn of the
+    /// loop decides whether to sleep.
     fn on_events(&mut self, events: Events) -> Result<(), Close> {
         if events.contains(Events::SHUTDOWN) {
             return Err(Close::ServerShutdown);
+        }
+        if events.contains(Events::IDLE) {
+            self.sleep_entry = None;
         }
         if events.contains(Events::KEEP_ALIVE) {
             self.keep_alive_entry = None;
@@ -440,15 +551,109 @@ where
             let _ = self.stream.shutdown().await;
         })
         .await;
+        self.leave(close);
+    }
+}
+
+impl<S> Connection<S> {
+    /// The same connection on another stream, and the stream it had.
+    fn replace_stream<T>(self, stream: T) -> (Connection<T>, S) {
+        let Connection {
+            broker,
+            stream: old,
+            peer,
+            rbuf,
+            outbox,
+            decoder,
+            version,
+            attached,
+            will,
+            keep_alive,
+            last_received,
+            keep_alive_entry,
+            sleep_entry,
+            active_tick,
+            writing,
+            collect_more,
+            problem_information,
+            connect_expiry,
+            inbound_aliases,
+            listener_publishes,
+        } = self;
+        let conn = Connection {
+            broker,
+            stream,
+            peer,
+            rbuf,
+            outbox,
+            decoder,
+            version,
+            attached,
+            will,
+            keep_alive,
+            last_received,
+            keep_alive_entry,
+            sleep_entry,
+            active_tick,
+            writing,
+            collect_more,
+            problem_information,
+            connect_expiry,
+            inbound_aliases,
+            listener_publishes,
+        };
+        (conn, old)
+    }
+
+    /// Reads what the socket of a waking connection has, straight from the socket (the
+    /// runtime, which it has just rejoined, has not yet polled it); `WouldBlock` when nothing
+    /// came, `Ok(0)` at the end of the stream. A read buffer is taken only when there is
+    /// something to read.
+    fn read_asleep(&mut self, stream: &std::net::TcpStream) -> io::Result<usize> {
+        use std::io::Read;
+        if stream.peek(&mut [0; 1])? == 0 {
+            return Ok(0);
+        }
+        if self.rbuf.capacity() == 0 {
+            self.rbuf = pool::read_buffers().take();
+        }
+        if self.rbuf.capacity() - self.rbuf.len() < MIN_READ_ROOM {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        let start = self.rbuf.len();
+        self.rbuf.resize(self.rbuf.capacity(), 0);
+        let read = (&*stream).read(&mut self.rbuf[start..]);
+        self.rbuf.truncate(start + read.as_ref().map_or(0, |&n| n));
+        if let Ok(n) = read {
+            Stats::add(&self.broker.stats.bytes_received, n as u64);
+        }
+        read
+    }
+
+    /// Notes that the client sent something or something came for it, as of the deadline
+    /// wheels' last tick (never 0, which means never).
+    fn stamp_activity(&mut self) {
+        self.active_tick = self.broker.sleep_deadlines.reached().max(1);
+    }
+
+    /// Everything closing does once the socket is done with: gives buffers back, withdraws
+    /// deadlines, counts and logs the close, and detaches from the session (publishing the
+    /// Will if the close calls for it).
+    fn leave(mut self, close: Close) {
         self.outbox.release_buffer();
         if let Some(entry) = self.keep_alive_entry.take() {
             self.broker.keep_alive.cancel(entry, &self.attached.signal);
+        }
+        if let Some(tick) = self.sleep_entry.take() {
+            self.broker
+                .sleep_deadlines
+                .cancel(tick.get(), &self.attached.signal);
         }
         // Whatever the read buffer still holds is unhandled input of a closed connection.
         if self.rbuf.capacity() > 0 {
             pool::read_buffers().put(std::mem::take(&mut self.rbuf));
         }
-        tracing::info!(client_id = %self.client_id(), peer = %self.peer, reason = ?close, "client disconnected");
+        tracing::info!(client_id = %self.attached.session.client_id, peer = %self.peer, reason = ?close, "client disconnected");
         self.broker
             .stats
             .disconnected(self.version, close.server_reason(), close.label());

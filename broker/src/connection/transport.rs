@@ -18,6 +18,21 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Sync {
 
     /// Reads what is available without waiting; `WouldBlock` when nothing is.
     fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize>;
+
+    /// Whether an idle connection on this transport can go to sleep (see `dormant`): only a
+    /// plain TCP socket can be watched without the runtime.
+    fn can_sleep(&self) -> bool {
+        false
+    }
+
+    /// The socket without its registration with the runtime, for a connection going to
+    /// sleep. Called only when [`Transport::can_sleep`] is true.
+    fn into_std(self) -> io::Result<std::net::TcpStream>
+    where
+        Self: Sized,
+    {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 impl Transport for TcpStream {
@@ -27,5 +42,13 @@ impl Transport for TcpStream {
 
     fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         TcpStream::try_read_buf(self, buf)
+    }
+
+    fn can_sleep(&self) -> bool {
+        true
+    }
+
+    fn into_std(self) -> io::Result<std::net::TcpStream> {
+        TcpStream::into_std(self)
     }
 }

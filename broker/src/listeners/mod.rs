@@ -104,7 +104,7 @@ pub async fn start_with_authenticator(
         listeners.push((name, addr));
     }
     crate::sys::spawn(&broker);
-    crate::server::keep_alive::spawn(&broker);
+    crate::server::deadlines::spawn(&broker);
     Ok(RunningBroker {
         broker,
         listeners,

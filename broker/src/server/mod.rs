@@ -2,11 +2,11 @@
 //! its subscribers, retained messages, and the session lifecycle (attach, detach, expiry,
 //! Will Messages).
 
-pub mod keep_alive;
+pub mod deadlines;
 mod lifecycle;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use parking_lot::RwLock;
@@ -24,7 +24,7 @@ use crate::config::{BrokerConfig, BrokerSettings};
 use crate::pool::MessageRef;
 use crate::router::{MatchRef, RetainedStore, SubscriptionTree};
 use crate::session::{Enqueued, Events, LazyNow, Outgoing, Session, SessionMap};
-use keep_alive::KeepAliveWheel;
+use deadlines::DeadlineWheel;
 
 /// Everything connections share. One per broker process.
 pub struct Broker {
@@ -41,7 +41,12 @@ pub struct Broker {
     /// connections send DISCONNECT 0x8B.
     pub shutdown: CancellationToken,
     /// Every connection's Keep Alive deadline.
-    pub keep_alive: KeepAliveWheel,
+    pub keep_alive: DeadlineWheel,
+    /// When idle connections should go to sleep (see `connection::dormant`).
+    pub sleep_deadlines: DeadlineWheel,
+    /// The runtime serving this broker's connections, where a sleeping connection wakes up;
+    /// set by the first connection that goes to sleep.
+    pub runtime: OnceLock<tokio::runtime::Handle>,
     /// Tracks connection and timer tasks, so shutdown can wait for them.
     pub tasks: TaskTracker,
     pub connections: AtomicUsize,
@@ -78,7 +83,9 @@ impl Broker {
             stats: Stats::new().expect("metric names are unique"),
             started: Instant::now(),
             shutdown: CancellationToken::new(),
-            keep_alive: KeepAliveWheel::default(),
+            keep_alive: DeadlineWheel::new(Events::KEEP_ALIVE),
+            sleep_deadlines: DeadlineWheel::new(Events::IDLE),
+            runtime: OnceLock::new(),
             tasks: TaskTracker::new(),
             connections: AtomicUsize::new(0),
             assigned_ids: AtomicU64::new(0),

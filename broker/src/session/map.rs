@@ -87,7 +87,10 @@ impl SessionMap {
     /// Every session, collected first so that no session lock is ever taken under a shard lock
     /// by the caller.
     pub fn all(&self) -> Vec<Arc<Session>> {
-        self.map.iter().map(|entry| Arc::clone(&entry.key().0)).collect()
+        self.map
+            .iter()
+            .map(|entry| Arc::clone(&entry.key().0))
+            .collect()
     }
 
     /// Calls `f` on every session while holding each shard's read lock in turn; `f` must not
@@ -128,7 +131,10 @@ mod tests {
         let id = ByteString::from("c");
         let filed = map.get_or_create(&id);
         let stranger = Session::new(id.clone());
-        assert!(!map.remove_if(&stranger, |_| true), "same id, other session");
+        assert!(
+            !map.remove_if(&stranger, |_| true),
+            "same id, other session"
+        );
         assert!(!map.remove_if(&filed, |_| false));
         assert_eq!(map.len(), 1);
         assert!(map.remove_if(&filed, |s| s.client_id == "c"));

@@ -9,7 +9,7 @@
 //! once, not once per message.
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use atomic_waker::AtomicWaker;
 
@@ -25,7 +25,9 @@ impl Events {
     pub const KEEP_ALIVE: Events = Events(2);
     /// The broker is shutting down or draining.
     pub const SHUTDOWN: Events = Events(4);
-    pub const ALL: Events = Events(7);
+    /// The connection's sleep deadline passed: it may go to sleep if it has stayed idle.
+    pub const IDLE: Events = Events(8);
+    pub const ALL: Events = Events(15);
 
     pub fn contains(self, other: Events) -> bool {
         self.0 & other.0 == other.0 && other.0 != 0
@@ -75,6 +77,14 @@ impl ConnectionSignal {
             Some(events) => Poll::Ready(events),
             None => Poll::Pending,
         }
+    }
+
+    /// Registers `waker` to be woken by the next raise, as a wait does without taking
+    /// anything; true if an event is raised already (then no raise may come to wake it).
+    /// A connection going to sleep registers the waker that wakes it up.
+    pub fn register(&self, waker: &Waker) -> bool {
+        self.waker.register(waker);
+        self.raised.load(Ordering::Acquire) != 0
     }
 
     fn take(&self, wanted: Events) -> Option<Events> {

@@ -1,16 +1,20 @@
-//! Keep Alive deadlines of every connection, watched by one task.
+//! Deadlines of every connection, watched by one task: Keep Alive, and when an idle
+//! connection should go to sleep.
 //!
 //! A timer per connection (tokio's `Sleep`) was 112 bytes of every idle connection's task and
-//! a timer-wheel entry besides. Here a connection files one deadline; a single task raises
-//! [`Events::KEEP_ALIVE`] on its signal once the deadline has passed, and the connection
-//! decides: closes if nothing came from the client in time [MQTT-3.1.2-24], or files the
-//! deadline as of its last packet. Packets never touch the wheel; a busy connection files
-//! one deadline per Keep Alive period.
+//! a timer-wheel entry besides. Here a connection files one deadline per wheel; a single task
+//! raises the wheel's event on its signal once the deadline has passed, and the connection
+//! decides. For Keep Alive ([`Events::KEEP_ALIVE`]) it closes if nothing came from the client
+//! in time [MQTT-3.1.2-24], or files the deadline as of its last packet; packets never touch
+//! the wheel, so a busy connection files one deadline per Keep Alive period. For sleep
+//! ([`Events::IDLE`]) it goes to sleep if it has done nothing since (see
+//! `connection::dormant`).
 //!
 //! Deadlines are kept to the [`TICK`] after them, so a connection is told at most one tick
 //! late and never early.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -25,27 +29,37 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// A filed deadline: its tick and the signal's address, which is unique while the signal
 /// lives (the entry's `Weak` keeps the allocation, so the address is not reused either).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct KeepAliveEntry {
+struct DeadlineEntry {
     tick: u64,
     id: usize,
 }
 
-/// Deadlines ordered by tick.
-pub struct KeepAliveWheel {
+/// Deadlines ordered by tick, each raising `event` when it passes.
+pub struct DeadlineWheel {
     origin: Instant,
-    due: Mutex<BTreeMap<KeepAliveEntry, Weak<ConnectionSignal>>>,
+    event: Events,
+    /// The last tick [`DeadlineWheel::fire_due`] reached: a clock connections read for the
+    /// price of a load (a connection stamps its activity with it).
+    reached: AtomicU64,
+    due: Mutex<BTreeMap<DeadlineEntry, Weak<ConnectionSignal>>>,
 }
 
-impl Default for KeepAliveWheel {
-    fn default() -> Self {
-        KeepAliveWheel {
+impl DeadlineWheel {
+    /// A wheel whose deadlines raise `event`.
+    pub fn new(event: Events) -> DeadlineWheel {
+        DeadlineWheel {
             origin: Instant::now(),
+            event,
+            reached: AtomicU64::new(0),
             due: Mutex::new(BTreeMap::new()),
         }
     }
-}
 
-impl KeepAliveWheel {
+    /// The last tick fired, 0 before the first: the time, to a [`TICK`], as of the last fire.
+    pub fn reached(&self) -> u64 {
+        self.reached.load(Ordering::Relaxed)
+    }
+
     /// Files `deadline` for `signal`; returns the tick it is kept under. The entry is removed
     /// when it fires or by [`cancel`].
     ///
@@ -53,7 +67,7 @@ impl KeepAliveWheel {
     pub fn schedule(&self, deadline: Instant, signal: &Arc<ConnectionSignal>) -> u64 {
         let since = deadline.saturating_duration_since(self.origin).as_nanos();
         let tick = since.div_ceil(TICK.as_nanos()) as u64;
-        let entry = KeepAliveEntry {
+        let entry = DeadlineEntry {
             tick,
             id: Arc::as_ptr(signal) as usize,
         };
@@ -64,21 +78,33 @@ impl KeepAliveWheel {
     /// Removes the deadline filed under `tick` for `signal` that has not fired (a closing
     /// connection's).
     pub fn cancel(&self, tick: u64, signal: &Arc<ConnectionSignal>) {
-        let entry = KeepAliveEntry {
+        let entry = DeadlineEntry {
             tick,
             id: Arc::as_ptr(signal) as usize,
         };
         self.due.lock().remove(&entry);
     }
 
-    /// Raises Keep Alive on every signal whose deadline is at or before `now`, removing
+    /// Files a deadline `ticks` ticks after the last one fired; returns its tick.
+    pub fn schedule_ticks(&self, ticks: u64, signal: &Arc<ConnectionSignal>) -> u64 {
+        let tick = self.reached() + ticks;
+        let entry = DeadlineEntry {
+            tick,
+            id: Arc::as_ptr(signal) as usize,
+        };
+        self.due.lock().insert(entry, Arc::downgrade(signal));
+        tick
+    }
+
+    /// Raises the wheel's event on every signal whose deadline is at or before `now`, removing
     /// their entries. Returns how many were raised.
     pub fn fire_due(&self, now: Instant) -> usize {
         let now_tick =
             (now.saturating_duration_since(self.origin).as_nanos() / TICK.as_nanos()) as u64;
+        self.reached.fetch_max(now_tick, Ordering::Relaxed);
         let due = {
             let mut map = self.due.lock();
-            let later = map.split_off(&KeepAliveEntry {
+            let later = map.split_off(&DeadlineEntry {
                 tick: now_tick + 1,
                 id: 0,
             });
@@ -86,14 +112,14 @@ impl KeepAliveWheel {
         };
         let mut raised = 0;
         for signal in due.into_values().filter_map(|weak| weak.upgrade()) {
-            signal.raise(Events::KEEP_ALIVE);
+            signal.raise(self.event);
             raised += 1;
         }
         raised
     }
 }
 
-/// Starts the task that fires Keep Alive deadlines until the broker shuts down.
+/// Starts the task that fires Keep Alive and sleep deadlines until the broker shuts down.
 pub fn spawn(broker: &Arc<Broker>) {
     let broker = Arc::clone(broker);
     tokio::spawn(async move {
@@ -102,7 +128,9 @@ pub fn spawn(broker: &Arc<Broker>) {
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
-                    broker.keep_alive.fire_due(Instant::now());
+                    let now = Instant::now();
+                    broker.keep_alive.fire_due(now);
+                    broker.sleep_deadlines.fire_due(now);
                 }
                 _ = broker.shutdown.cancelled() => return,
             }
@@ -125,7 +153,7 @@ mod tests {
 
     #[test]
     fn mqtt_3_1_2_24_a_deadline_fires_once_passed_and_never_early() {
-        let wheel = KeepAliveWheel::default();
+        let wheel = DeadlineWheel::new(Events::KEEP_ALIVE);
         let signal = Arc::new(ConnectionSignal::new());
         let deadline = wheel.origin + Duration::from_millis(1_600);
         wheel.schedule(deadline, &signal);
@@ -141,7 +169,7 @@ mod tests {
 
     #[test]
     fn a_cancelled_or_dropped_connection_is_not_raised_and_leaves_no_entry() {
-        let wheel = KeepAliveWheel::default();
+        let wheel = DeadlineWheel::new(Events::KEEP_ALIVE);
         let kept = Arc::new(ConnectionSignal::new());
         let cancelled = Arc::new(ConnectionSignal::new());
         let dropped = Arc::new(ConnectionSignal::new());
