@@ -12,7 +12,8 @@
 //! runs whatever the test does), uptime, the histograms' `_sum` and `_bucket` series (they
 //! depend on timing; `_count` is compared exactly, and `le="+Inf"` is checked against it), and
 //! ferrumq_pool_* (how often a buffer is reused depends on the pools' internals; the pools'
-//! own tests pin those counters down).
+//! own tests pin those counters down), and ferrumq_connections_asleep (a connection sleeps
+//! after an idle second, so when depends on timing; `tests/dormant.rs` pins it down).
 //! `ferrumq_bytes_total` is compared exactly too: the test meters every byte its clients send
 //! and receive, including what the broker writes as it closes a connection (a DISCONNECT
 //! 0x8E, a refusing CONNACK).
@@ -99,6 +100,7 @@ fn compared(key: &str) -> bool {
         || name.starts_with("ferrumq_heap_")
         || name.starts_with("ferrumq_pool_")
         || name == "ferrumq_uptime_seconds"
+        || name == "ferrumq_connections_asleep"
         || name.ends_with("_bucket")
         || name.ends_with("_sum"))
 }

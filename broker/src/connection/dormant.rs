@@ -15,6 +15,7 @@
 
 use std::io;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::task::{Wake, Waker};
 
@@ -137,6 +138,7 @@ impl Sleeper {
         let Some(asleep) = self.asleep.lock().take() else {
             return;
         };
+        asleep.conn.broker.asleep.fetch_sub(1, Ordering::Relaxed);
         if let Some(dormancy) = dormancy() {
             // Not registered if going to sleep failed half-way: nothing to undo then.
             let fd = asleep.conn.stream.as_raw_fd();
@@ -186,6 +188,7 @@ pub(super) fn sleep(conn: Connection<std::net::TcpStream>, guard: ConnectionCoun
     if let Err(error) = &registered {
         tracing::warn!(%error, "an idle connection could not go to sleep");
     }
+    asleep.conn.broker.asleep.fetch_add(1, Ordering::Relaxed);
     *slot = Some(asleep);
     drop(slot);
     // `mio` registers edge-triggered, and `epoll` reports a socket that is readable already

@@ -21,6 +21,7 @@ pub struct StateCollector {
     queued_max: IntGauge,
     queue_limit: IntGauge,
     draining: IntGauge,
+    asleep: IntGauge,
     heap_allocations: IntCounter,
     heap_deallocations: IntCounter,
     heap_allocated_bytes: IntCounter,
@@ -79,6 +80,10 @@ impl StateCollector {
                 "ferrumq_draining",
                 "1 while the broker drains (shutdown or POST /drain: /readyz says draining), else 0.",
             ),
+            asleep: gauge(
+                "ferrumq_connections_asleep",
+                "Open connections asleep: idle, with no task, their sockets watched by the broker's one dormancy thread.",
+            ),
             heap_allocations: counter(
                 "ferrumq_heap_allocations_total",
                 "Heap allocations made by the broker process.",
@@ -109,7 +114,7 @@ impl StateCollector {
         collector
     }
 
-    fn parts(&self) -> [&dyn Collector; 14] {
+    fn parts(&self) -> [&dyn Collector; 15] {
         [
             &self.sessions,
             &self.subscriptions,
@@ -120,6 +125,7 @@ impl StateCollector {
             &self.queued_max,
             &self.queue_limit,
             &self.draining,
+            &self.asleep,
             &self.heap_allocations,
             &self.heap_deallocations,
             &self.heap_allocated_bytes,
@@ -152,6 +158,8 @@ impl StateCollector {
         self.queue_limit
             .set(i64::from(broker.settings().limits.max_queued_messages));
         self.draining.set(i64::from(broker.shutdown.is_cancelled()));
+        self.asleep
+            .set(broker.asleep.load(std::sync::atomic::Ordering::Relaxed) as i64);
         {
             let router = broker.router.read();
             self.subscriptions.set(router.len() as i64);

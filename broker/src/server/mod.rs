@@ -50,6 +50,8 @@ pub struct Broker {
     /// Tracks connection and timer tasks, so shutdown can wait for them.
     pub tasks: TaskTracker,
     pub connections: AtomicUsize,
+    /// Of those, the connections asleep (see `connection::dormant`).
+    pub asleep: AtomicUsize,
     assigned_ids: AtomicU64,
 }
 
@@ -88,6 +90,7 @@ impl Broker {
             runtime: OnceLock::new(),
             tasks: TaskTracker::new(),
             connections: AtomicUsize::new(0),
+            asleep: AtomicUsize::new(0),
             assigned_ids: AtomicU64::new(0),
         });
         let registry = &broker.stats.registry;
