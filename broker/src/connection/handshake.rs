@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -193,7 +193,7 @@ where
         version,
         attached,
         will: connect.will.map(Box::new),
-        keep_alive: (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive))),
+        keep_alive_secs: keep_alive,
         last_received: Instant::now(),
         keep_alive_entry: None,
         sleep_entry: None,

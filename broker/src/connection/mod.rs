@@ -118,10 +118,11 @@ struct Connection<S> {
     attached: Attached,
     /// Boxed: most clients set none, and inline it would be a third of every connection.
     will: Option<Box<Will>>,
-    keep_alive: Option<Duration>,
+    /// Keep Alive in seconds, 0 for none (the server's, if it set one).
+    keep_alive_secs: u16,
     last_received: Instant,
     /// The tick of the Keep Alive deadline filed with the broker's wheel, until it fires.
-    keep_alive_entry: Option<u64>,
+    keep_alive_entry: Option<NonZeroU64>,
     /// The tick of the sleep deadline filed with the broker's wheel, until it fires.
     sleep_entry: Option<NonZeroU64>,
     /// The deadline wheels' tick when the client last sent something or a message came for
@@ -431,7 +432,7 @@ where
                         .cancel(tick.get(), &conn.attached.signal);
                 }
                 match stream.into_std() {
-                    Ok(stream) => dormant::sleep(conn.replace_stream(stream).0, guard),
+                    Ok(stream) => dormant::sleep(conn, stream, guard),
                     Err(error) => conn.leave(Close::Lost(error.to_string())),
                 }
                 None
@@ -463,14 +464,15 @@ where
                 .broker
                 .keep_alive
                 .schedule(self.last_received + limit, &self.attached.signal);
-            self.keep_alive_entry = Some(entry);
+            self.keep_alive_entry = NonZeroU64::new(entry);
         }
     }
 
     /// How long the client may stay silent: one and a half times its Keep Alive
     /// [MQTT-3.1.2-24]; `None` when Keep Alive is off.
     fn keep_alive_limit(&self) -> Option<Duration> {
-        self.keep_alive.map(|ka| ka + ka / 2)
+        let keep_alive = Duration::from_secs(u64::from(self.keep_alive_secs));
+        (self.keep_alive_secs > 0).then(|| keep_alive + keep_alive / 2)
     }
 
     /// The Keep Alive deadline passed. Closes the connection if nothing has come from the
@@ -568,7 +570,7 @@ impl<S> Connection<S> {
             version,
             attached,
             will,
-            keep_alive,
+            keep_alive_secs,
             last_received,
             keep_alive_entry,
             sleep_entry,
@@ -590,7 +592,7 @@ impl<S> Connection<S> {
             version,
             attached,
             will,
-            keep_alive,
+            keep_alive_secs,
             last_received,
             keep_alive_entry,
             sleep_entry,
@@ -642,7 +644,9 @@ impl<S> Connection<S> {
     fn leave(mut self, close: Close) {
         self.outbox.release_buffer();
         if let Some(entry) = self.keep_alive_entry.take() {
-            self.broker.keep_alive.cancel(entry, &self.attached.signal);
+            self.broker
+                .keep_alive
+                .cancel(entry.get(), &self.attached.signal);
         }
         if let Some(tick) = self.sleep_entry.take() {
             self.broker
@@ -686,6 +690,10 @@ impl ConnectionCount {
             .connections
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ConnectionCount(Arc::clone(broker))
+    }
+
+    fn broker(&self) -> &Arc<Broker> {
+        &self.0
     }
 }
 
