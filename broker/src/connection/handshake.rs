@@ -186,7 +186,7 @@ where
     let mut conn = Connection {
         broker,
         stream,
-        peer,
+        peer: peer.into(),
         rbuf,
         outbox,
         decoder,

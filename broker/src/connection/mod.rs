@@ -9,9 +9,12 @@ mod dormant;
 mod handshake;
 mod inbound;
 mod outbound;
+mod peer;
 mod transport;
 
 pub use transport::Transport;
+
+use peer::Peer;
 
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
@@ -109,7 +112,7 @@ enum Stopped {
 struct Connection<S> {
     broker: Arc<Broker>,
     stream: S,
-    peer: SocketAddr,
+    peer: Peer,
     rbuf: BytesMut,
     /// Everything to be written: control packets, PUBLISH heads and shared payloads.
     outbox: Outbox,

@@ -26,14 +26,6 @@ use crate::session::{ConnectionSignal, Events};
 /// The wheel's resolution.
 pub const TICK: Duration = Duration::from_millis(250);
 
-/// A filed deadline: its tick and the signal's address, which is unique while the signal
-/// lives (the entry's `Weak` keeps the allocation, so the address is not reused either).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct DeadlineEntry {
-    tick: u64,
-    id: usize,
-}
-
 /// Deadlines ordered by tick, each raising `event` when it passes.
 pub struct DeadlineWheel {
     origin: Instant,
@@ -41,7 +33,11 @@ pub struct DeadlineWheel {
     /// The last tick [`DeadlineWheel::fire_due`] reached: a clock connections read for the
     /// price of a load (a connection stamps its activity with it).
     reached: AtomicU64,
-    due: Mutex<BTreeMap<DeadlineEntry, Weak<ConnectionSignal>>>,
+    /// The signals to raise, by tick. A vector per tick, not an entry per deadline: a B-tree
+    /// entry per connection was 40-odd bytes of every idle connection (issue #4), a weak
+    /// pointer in a vector is 8 and a bit. Cancelling searches its tick's vector, once per
+    /// closed connection.
+    due: Mutex<BTreeMap<u64, Vec<Weak<ConnectionSignal>>>>,
 }
 
 impl DeadlineWheel {
@@ -67,33 +63,41 @@ impl DeadlineWheel {
     pub fn schedule(&self, deadline: Instant, signal: &Arc<ConnectionSignal>) -> u64 {
         let since = deadline.saturating_duration_since(self.origin).as_nanos();
         let tick = since.div_ceil(TICK.as_nanos()) as u64;
-        let entry = DeadlineEntry {
-            tick,
-            id: Arc::as_ptr(signal) as usize,
-        };
-        self.due.lock().insert(entry, Arc::downgrade(signal));
+        self.file(tick, signal);
         tick
     }
 
     /// Removes the deadline filed under `tick` for `signal` that has not fired (a closing
     /// connection's).
     pub fn cancel(&self, tick: u64, signal: &Arc<ConnectionSignal>) {
-        let entry = DeadlineEntry {
-            tick,
-            id: Arc::as_ptr(signal) as usize,
+        let mut due = self.due.lock();
+        let Some(signals) = due.get_mut(&tick) else {
+            return;
         };
-        self.due.lock().remove(&entry);
+        if let Some(i) = signals
+            .iter()
+            .position(|filed| std::ptr::eq(filed.as_ptr(), Arc::as_ptr(signal)))
+        {
+            signals.swap_remove(i);
+        }
+        if signals.is_empty() {
+            due.remove(&tick);
+        }
     }
 
     /// Files a deadline `ticks` ticks after the last one fired; returns its tick.
     pub fn schedule_ticks(&self, ticks: u64, signal: &Arc<ConnectionSignal>) -> u64 {
         let tick = self.reached() + ticks;
-        let entry = DeadlineEntry {
-            tick,
-            id: Arc::as_ptr(signal) as usize,
-        };
-        self.due.lock().insert(entry, Arc::downgrade(signal));
+        self.file(tick, signal);
         tick
+    }
+
+    fn file(&self, tick: u64, signal: &Arc<ConnectionSignal>) {
+        self.due
+            .lock()
+            .entry(tick)
+            .or_default()
+            .push(Arc::downgrade(signal));
     }
 
     /// Raises the wheel's event on every signal whose deadline is at or before `now`, removing
@@ -104,14 +108,15 @@ impl DeadlineWheel {
         self.reached.fetch_max(now_tick, Ordering::Relaxed);
         let due = {
             let mut map = self.due.lock();
-            let later = map.split_off(&DeadlineEntry {
-                tick: now_tick + 1,
-                id: 0,
-            });
+            let later = map.split_off(&(now_tick + 1));
             std::mem::replace(&mut *map, later)
         };
         let mut raised = 0;
-        for signal in due.into_values().filter_map(|weak| weak.upgrade()) {
+        for signal in due
+            .into_values()
+            .flatten()
+            .filter_map(|weak| weak.upgrade())
+        {
             signal.raise(self.event);
             raised += 1;
         }
@@ -179,7 +184,7 @@ mod tests {
         wheel.schedule(deadline, &dropped);
         wheel.cancel(tick, &cancelled);
         drop(dropped);
-        assert_eq!(wheel.due.lock().len(), 2);
+        assert_eq!(wheel.due.lock().values().map(Vec::len).sum::<usize>(), 2);
         assert_eq!(wheel.fire_due(deadline + TICK), 1);
         assert!(raised(&kept));
         assert!(!raised(&cancelled));

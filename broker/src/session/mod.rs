@@ -147,9 +147,6 @@ pub struct SessionState {
     /// Counts connections to this session; a connection acts on the session only while its
     /// generation is current, so a taken-over connection cannot disturb its successor.
     pub generation: u64,
-    /// Set to ask the attached connection to close with that reason (server shutdown is
-    /// signalled separately; a takeover shows as a newer generation).
-    pub kick: Option<ReasonCode>,
     /// A B-tree, not a hash map: 24 bytes inline against 48 in every session, and a session
     /// holds few subscriptions (at most `limits.maxSubscriptionsPerClient`).
     pub subscriptions: BTreeMap<String, Subscription>,
@@ -157,13 +154,17 @@ pub struct SessionState {
     /// QoS 2 packet identifiers received and answered with PUBREC, awaiting PUBREL.
     /// A B-tree for size, like `subscriptions`.
     pub inbound_qos2: BTreeSet<u16>,
+    /// The small fields together, so they share one word instead of padding one each.
     next_packet_id: u16,
-    /// Session Expiry Interval in seconds; `u32::MAX` never expires.
-    pub expiry_interval: u32,
-    pub disconnected_at: Option<Instant>,
+    /// Set to ask the attached connection to close with that reason (server shutdown is
+    /// signalled separately; a takeover shows as a newer generation).
+    pub kick: Option<ReasonCode>,
     /// Set when the session has been removed from the broker (expired); a connection that
     /// finds it set must look the session up again.
     pub removed: bool,
+    /// Session Expiry Interval in seconds; `u32::MAX` never expires.
+    pub expiry_interval: u32,
+    pub disconnected_at: Option<Instant>,
     /// The generation of the connection that started this session (created it or cleared it
     /// with Clean Start). A Will delayed for an older generation belongs to a session that
     /// has ended, so it is published at once (section 3.1.3.2.2).

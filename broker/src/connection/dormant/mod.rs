@@ -26,14 +26,13 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use parking_lot::Mutex;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::num::NonZeroU64;
 use std::time::Instant;
 
 use bytes::BytesMut;
 use prometheus::IntCounter;
 
-use super::{Close, Connection, ConnectionCount};
+use super::{Close, Connection, ConnectionCount, Peer};
 use crate::codec::{ByteString, Decoder, ProtocolVersion, Will};
 use crate::delivery::Outbox;
 use crate::server::Attached;
@@ -64,7 +63,7 @@ pub(super) struct Asleep {
     #[allow(clippy::box_collection)]
     inbound_aliases: Option<Box<HashMap<u16, ByteString>>>,
     listener_publishes: IntCounter,
-    peer: SocketAddr,
+    peer: Peer,
     guard: ConnectionCount,
 }
 
