@@ -128,7 +128,12 @@ impl Drop for MessageRef {
         let Some(mut envelope) = self.0.take() else {
             return;
         };
-        // When another reference is alive, whoever drops last recycles it.
+        // When another reference is alive, whoever drops last recycles it. The count is read
+        // first: `Arc::get_mut` is a compare-and-swap on the shared counts, and in a fan-out
+        // every drop but the last would pay that contended read-modify-write for nothing.
+        if Arc::strong_count(&envelope) != 1 {
+            return;
+        }
         if let Some(message) = Arc::get_mut(&mut envelope) {
             message.clear();
             messages().put(envelope);
