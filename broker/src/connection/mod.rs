@@ -3,7 +3,9 @@
 //!
 //! One task owns the socket. Publishers never write to it: they queue on the session and wake
 //! this task, which drains the queue into one vectored write. A slow client therefore only
-//! slows itself, and its queue is bounded.
+//! slows itself, and its queue is bounded. A connection idle for a second goes to sleep
+//! without a task (see `dormant`) and continues in a new one when anything would have woken
+//! it.
 
 mod dormant;
 mod handshake;

@@ -59,7 +59,7 @@ impl DeadlineWheel {
     /// Files `deadline` for `signal`; returns the tick it is kept under. The entry is removed
     /// when it fires or by [`cancel`].
     ///
-    /// [`cancel`]: KeepAliveWheel::cancel
+    /// [`cancel`]: DeadlineWheel::cancel
     pub fn schedule(&self, deadline: Instant, signal: &Arc<ConnectionSignal>) -> u64 {
         let since = deadline.saturating_duration_since(self.origin).as_nanos();
         let tick = since.div_ceil(TICK.as_nanos()) as u64;
