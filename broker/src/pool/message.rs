@@ -7,6 +7,7 @@
 //! moment on two threads may both see the other and neither recycle: the `Arc` is then freed
 //! as usual and counted as a discard. That race costs an allocation, never correctness.
 
+use std::cell::RefCell;
 use std::ops::Deref;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
@@ -36,42 +37,67 @@ pub fn messages() -> &'static MessagePool {
     &MESSAGES
 }
 
+/// Envelopes a thread keeps for itself in front of the shared queue. A thread that handles a
+/// PUBLISH mostly also drops envelopes (its own subscribers', the last reference of another
+/// thread's messages), so most gets and puts stay on the thread, without the shared queue's
+/// compare-and-swaps on lines every core writes.
+const LOCAL_CAPACITY: usize = 64;
+
+thread_local! {
+    static LOCAL: RefCell<Vec<Arc<Message>>> = const { RefCell::new(Vec::new()) };
+}
+
 impl MessagePool {
-    /// A unique, empty envelope: recycled, or new when the pool is empty.
+    /// A unique, empty envelope: recycled (this thread's first), or new when there is none.
     fn take(&self) -> Arc<Message> {
-        self.counters.gets.fetch_add(1, Ordering::Relaxed);
-        match self.free.pop() {
+        let counters = self.counters.local();
+        counters.gets.fetch_add(1, Ordering::Relaxed);
+        let local = LOCAL
+            .try_with(|local| local.borrow_mut().pop())
+            .ok()
+            .flatten();
+        match local.or_else(|| self.free.pop()) {
             Some(envelope) => {
-                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                counters.hits.fetch_add(1, Ordering::Relaxed);
                 envelope
             }
             None => {
-                self.counters.misses.fetch_add(1, Ordering::Relaxed);
+                counters.misses.fetch_add(1, Ordering::Relaxed);
                 Arc::new(Message::default())
             }
         }
     }
 
     fn put(&self, envelope: Arc<Message>) {
-        if self.free.push(envelope).is_ok() {
-            self.counters.returns.fetch_add(1, Ordering::Relaxed);
+        let counters = self.counters.local();
+        let mut envelope = Some(envelope);
+        // `try_with`: a thread being torn down has no cache; its envelopes go to the queue.
+        let _ = LOCAL.try_with(|local| {
+            let mut local = local.borrow_mut();
+            if local.len() < LOCAL_CAPACITY {
+                if local.capacity() == 0 {
+                    local.reserve_exact(LOCAL_CAPACITY);
+                }
+                local.extend(envelope.take());
+            }
+        });
+        let kept = match envelope {
+            None => true,
+            Some(envelope) => self.free.push(envelope).is_ok(),
+        };
+        let counter = if kept {
+            &counters.returns
         } else {
-            self.counters.discards.fetch_add(1, Ordering::Relaxed);
-        }
+            &counters.discards
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The counters, and the shared queue's size (envelopes in threads' own caches, at most
+    /// [`LOCAL_CAPACITY`] a thread, are not counted in `size`).
     pub fn stats(&self) -> PoolStats {
-        let c = &self.counters;
-        PoolStats {
-            name: "messages",
-            gets: c.gets.load(Ordering::Relaxed),
-            hits: c.hits.load(Ordering::Relaxed),
-            misses: c.misses.load(Ordering::Relaxed),
-            returns: c.returns.load(Ordering::Relaxed),
-            discards: c.discards.load(Ordering::Relaxed),
-            size: self.free.len(),
-            capacity: self.free.capacity(),
-        }
+        self.counters
+            .stats("messages", self.free.len(), self.free.capacity())
     }
 }
 
@@ -138,5 +164,73 @@ impl Drop for MessageRef {
             message.clear();
             messages().put(envelope);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message() -> MessageRef {
+        MessageRef::new(|m| {
+            m.topic = crate::codec::ByteString::from_static("t/1");
+            m.payload = bytes::Bytes::from_static(b"payload");
+            Ok::<(), ()>(())
+        })
+        .unwrap()
+    }
+
+    /// The pool is process-wide, so each test runs on a thread of its own and looks only at
+    /// what its own thread's cache does.
+    fn on_fresh_thread(f: impl FnOnce() + Send + 'static) {
+        std::thread::spawn(f).join().unwrap();
+    }
+
+    #[test]
+    fn an_envelope_dropped_on_a_thread_is_reused_there_cleared() {
+        on_fresh_thread(|| {
+            let first = message();
+            let address = Arc::as_ptr(first.0.as_ref().unwrap());
+            drop(first);
+            assert_eq!(LOCAL.with(|l| l.borrow().len()), 1, "kept by this thread");
+            let second = MessageRef::new(|m| {
+                assert!(
+                    m.topic.is_empty() && m.payload.is_empty(),
+                    "its buffers were let go before reuse"
+                );
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+            assert_eq!(Arc::as_ptr(second.0.as_ref().unwrap()), address);
+            assert_eq!(LOCAL.with(|l| l.borrow().len()), 0);
+        });
+    }
+
+    #[test]
+    fn a_thread_keeps_at_most_its_share_and_the_rest_goes_to_the_shared_queue() {
+        on_fresh_thread(|| {
+            let held: Vec<MessageRef> = (0..LOCAL_CAPACITY + 8).map(|_| message()).collect();
+            let before = messages().stats();
+            drop(held);
+            let after = messages().stats();
+            assert_eq!(LOCAL.with(|l| l.borrow().len()), LOCAL_CAPACITY);
+            assert_eq!(
+                after.returns + after.discards - before.returns - before.discards,
+                (LOCAL_CAPACITY + 8) as u64,
+                "every envelope is counted back"
+            );
+        });
+    }
+
+    #[test]
+    fn a_shared_message_is_recycled_only_by_its_last_reference() {
+        on_fresh_thread(|| {
+            let a = message();
+            let b = a.clone();
+            drop(a);
+            assert_eq!(LOCAL.with(|l| l.borrow().len()), 0, "b still holds it");
+            drop(b);
+            assert_eq!(LOCAL.with(|l| l.borrow().len()), 1);
+        });
     }
 }
