@@ -209,13 +209,23 @@ fn read_pooled<S: Transport>(
     rbuf: &mut BytesMut,
     stats: &Stats,
 ) -> io::Result<usize> {
+    read_into_pooled(rbuf, stats, |rbuf| stream.try_read_buf(rbuf))
+}
+
+/// The buffer handling of every read: takes a read buffer from the pool if the connection
+/// holds none, grows it if nearly full, lets `read` append to it, and counts the bytes read.
+fn read_into_pooled(
+    rbuf: &mut BytesMut,
+    stats: &Stats,
+    read: impl FnOnce(&mut BytesMut) -> io::Result<usize>,
+) -> io::Result<usize> {
     if rbuf.capacity() == 0 {
         *rbuf = pool::read_buffers().take();
     }
     if rbuf.capacity() - rbuf.len() < MIN_READ_ROOM {
         rbuf.reserve(READ_CHUNK);
     }
-    let n = stream.try_read_buf(rbuf)?;
+    let n = read(rbuf)?;
     Stats::add(&stats.bytes_received, n as u64);
     Ok(n)
 }
@@ -534,20 +544,13 @@ impl<S> Connection<S> {
         if stream.peek(&mut [0; 1])? == 0 {
             return Ok(0);
         }
-        if self.rbuf.capacity() == 0 {
-            self.rbuf = pool::read_buffers().take();
-        }
-        if self.rbuf.capacity() - self.rbuf.len() < MIN_READ_ROOM {
-            self.rbuf.reserve(READ_CHUNK);
-        }
-        let start = self.rbuf.len();
-        self.rbuf.resize(self.rbuf.capacity(), 0);
-        let read = (&*stream).read(&mut self.rbuf[start..]);
-        self.rbuf.truncate(start + read.as_ref().map_or(0, |&n| n));
-        if let Ok(n) = read {
-            Stats::add(&self.broker.stats.bytes_received, n as u64);
-        }
-        read
+        read_into_pooled(&mut self.rbuf, &self.broker.stats, |rbuf| {
+            let start = rbuf.len();
+            rbuf.resize(rbuf.capacity(), 0);
+            let read = (&*stream).read(&mut rbuf[start..]);
+            rbuf.truncate(start + read.as_ref().map_or(0, |&n| n));
+            read
+        })
     }
 
     /// Notes that the client sent something or something came for it, as of the deadline
