@@ -1,29 +1,25 @@
 //! The pool of message envelopes.
 //!
-//! A message is shared by every subscriber it goes to, so it lives in an `Arc`. Rather than
-//! freeing that `Arc` when the last subscriber is done, [`MessageRef`]'s `drop` checks whether
-//! it holds the last reference (`Arc::get_mut` succeeds only then), clears the message, and
-//! puts the `Arc` back in the pool for the next PUBLISH. Two handles dropped at the same
-//! moment on two threads may both see the other and neither recycle: the `Arc` is then freed
-//! as usual and counted as a discard. That race costs an allocation, never correctness.
+//! A message is shared by every subscriber it goes to ([`MessageRef`], in `shared.rs`).
+//! Rather than freeing it when the last subscriber is done, that last handle clears the
+//! message and puts its block back here for the next PUBLISH.
 
 use std::cell::RefCell;
-use std::ops::Deref;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use crossbeam_queue::ArrayQueue;
 
+use super::shared::Block;
 use super::{Counters, PoolStats};
-use crate::session::Message;
 
-/// Idle envelopes kept at most. 64 Ki envelopes of a few hundred bytes: ~16 MiB at worst,
+/// Idle envelopes kept at most. 64 Ki envelopes of a few hundred bytes: ~24 MiB at worst,
 /// reached only after that many messages were alive at once.
 pub const MESSAGE_POOL_CAPACITY: usize = 64 * 1024;
 
 /// The process-wide pool of message envelopes (see [`messages`]).
 pub struct MessagePool {
-    free: ArrayQueue<Arc<Message>>,
+    free: ArrayQueue<Box<Block>>,
     counters: Counters,
 }
 
@@ -41,15 +37,24 @@ pub fn messages() -> &'static MessagePool {
 /// PUBLISH mostly also drops envelopes (its own subscribers', the last reference of another
 /// thread's messages), so most gets and puts stay on the thread, without the shared queue's
 /// compare-and-swaps on lines every core writes.
-const LOCAL_CAPACITY: usize = 64;
+pub(super) const LOCAL_CAPACITY: usize = 64;
 
 thread_local! {
-    static LOCAL: RefCell<Vec<Arc<Message>>> = const { RefCell::new(Vec::new()) };
+    // Boxes, not blocks: a handle's address is its block's, so blocks never move.
+    #[allow(clippy::vec_box)]
+    static LOCAL: RefCell<Vec<Box<Block>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Envelopes in this thread's cache (tests).
+#[cfg(test)]
+pub(super) fn local_len() -> usize {
+    LOCAL.with(|local| local.borrow().len())
 }
 
 impl MessagePool {
-    /// A unique, empty envelope: recycled (this thread's first), or new when there is none.
-    fn take(&self) -> Arc<Message> {
+    /// An empty envelope, owned alone: recycled (this thread's first), or new when there is
+    /// none.
+    pub(super) fn take(&self) -> Box<Block> {
         let counters = self.counters.local();
         counters.gets.fetch_add(1, Ordering::Relaxed);
         let local = LOCAL
@@ -63,12 +68,13 @@ impl MessagePool {
             }
             None => {
                 counters.misses.fetch_add(1, Ordering::Relaxed);
-                Arc::new(Message::default())
+                Box::default()
             }
         }
     }
 
-    fn put(&self, envelope: Arc<Message>) {
+    /// Keeps a cleared envelope for reuse, or frees it when the pool is full.
+    pub(super) fn put(&self, envelope: Box<Block>) {
         let counters = self.counters.local();
         let mut envelope = Some(envelope);
         // `try_with`: a thread being torn down has no cache; its envelopes go to the queue.
@@ -98,139 +104,5 @@ impl MessagePool {
     pub fn stats(&self) -> PoolStats {
         self.counters
             .stats("messages", self.free.len(), self.free.capacity())
-    }
-}
-
-/// A shared reference to a pooled message. Cloning it is a reference-count increment; the
-/// last one dropped returns the envelope to the pool.
-#[derive(Clone)]
-pub struct MessageRef(Option<Arc<Message>>);
-
-impl MessageRef {
-    /// Fills an envelope from the pool with `fill` and shares it.
-    pub fn new<E>(fill: impl FnOnce(&mut Message) -> Result<(), E>) -> Result<MessageRef, E> {
-        let mut envelope = messages().take();
-        match Arc::get_mut(&mut envelope) {
-            Some(message) => fill(message)?,
-            // Envelopes in the pool are unique by construction; a shared one is not reused.
-            None => {
-                let mut fresh = Arc::new(Message::default());
-                if let Some(message) = Arc::get_mut(&mut fresh) {
-                    fill(message)?;
-                }
-                envelope = fresh;
-            }
-        }
-        Ok(MessageRef(Some(envelope)))
-    }
-
-    /// Whether two references share one message.
-    pub fn ptr_eq(a: &MessageRef, b: &MessageRef) -> bool {
-        match (&a.0, &b.0) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        }
-    }
-}
-
-impl Deref for MessageRef {
-    type Target = Message;
-    fn deref(&self) -> &Message {
-        match &self.0 {
-            Some(message) => message,
-            None => unreachable!("a MessageRef is only emptied in drop"),
-        }
-    }
-}
-
-impl std::fmt::Debug for MessageRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        (**self).fmt(f)
-    }
-}
-
-impl Drop for MessageRef {
-    fn drop(&mut self) {
-        let Some(mut envelope) = self.0.take() else {
-            return;
-        };
-        // When another reference is alive, whoever drops last recycles it. The count is read
-        // first: `Arc::get_mut` is a compare-and-swap on the shared counts, and in a fan-out
-        // every drop but the last would pay that contended read-modify-write for nothing.
-        if Arc::strong_count(&envelope) != 1 {
-            return;
-        }
-        if let Some(message) = Arc::get_mut(&mut envelope) {
-            message.clear();
-            messages().put(envelope);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn message() -> MessageRef {
-        MessageRef::new(|m| {
-            m.topic = crate::codec::ByteString::from_static("t/1");
-            m.payload = bytes::Bytes::from_static(b"payload");
-            Ok::<(), ()>(())
-        })
-        .unwrap()
-    }
-
-    /// The pool is process-wide, so each test runs on a thread of its own and looks only at
-    /// what its own thread's cache does.
-    fn on_fresh_thread(f: impl FnOnce() + Send + 'static) {
-        std::thread::spawn(f).join().unwrap();
-    }
-
-    #[test]
-    fn an_envelope_dropped_on_a_thread_is_reused_there_cleared() {
-        on_fresh_thread(|| {
-            let first = message();
-            let address = Arc::as_ptr(first.0.as_ref().unwrap());
-            drop(first);
-            assert_eq!(LOCAL.with(|l| l.borrow().len()), 1, "kept by this thread");
-            let second = MessageRef::new(|m| {
-                assert!(
-                    m.topic.is_empty() && m.payload.is_empty(),
-                    "its buffers were let go before reuse"
-                );
-                Ok::<(), ()>(())
-            })
-            .unwrap();
-            assert_eq!(Arc::as_ptr(second.0.as_ref().unwrap()), address);
-            assert_eq!(LOCAL.with(|l| l.borrow().len()), 0);
-        });
-    }
-
-    #[test]
-    fn a_thread_keeps_at_most_its_share_and_the_rest_goes_to_the_shared_queue() {
-        on_fresh_thread(|| {
-            let held: Vec<MessageRef> = (0..LOCAL_CAPACITY + 8).map(|_| message()).collect();
-            let before = messages().stats();
-            drop(held);
-            let after = messages().stats();
-            assert_eq!(LOCAL.with(|l| l.borrow().len()), LOCAL_CAPACITY);
-            assert_eq!(
-                after.returns + after.discards - before.returns - before.discards,
-                (LOCAL_CAPACITY + 8) as u64,
-                "every envelope is counted back"
-            );
-        });
-    }
-
-    #[test]
-    fn a_shared_message_is_recycled_only_by_its_last_reference() {
-        on_fresh_thread(|| {
-            let a = message();
-            let b = a.clone();
-            drop(a);
-            assert_eq!(LOCAL.with(|l| l.borrow().len()), 0, "b still holds it");
-            drop(b);
-            assert_eq!(LOCAL.with(|l| l.borrow().len()), 1);
-        });
     }
 }

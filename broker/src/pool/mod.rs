@@ -31,6 +31,7 @@
 //! (see [`Recycle`] for `BytesMut`, and the `pool` tests).
 
 mod message;
+mod shared;
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,7 +40,8 @@ use std::sync::LazyLock;
 use bytes::BytesMut;
 use crossbeam_queue::ArrayQueue;
 
-pub use message::{messages, MessagePool, MessageRef, MESSAGE_POOL_CAPACITY};
+pub use message::{messages, MessagePool, MESSAGE_POOL_CAPACITY};
+pub use shared::{Handles, MessageRef, MAX_RESERVED};
 
 use crate::delivery::WriteBuffer;
 use crate::router::Match;

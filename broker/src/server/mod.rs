@@ -21,7 +21,7 @@ pub use lifecycle::{AttachParams, Attached, WillOnClose};
 use crate::auth::{Authenticator, ConfiguredAuth, PasswordFileError};
 use crate::codec::{ByteString, QoS};
 use crate::config::{BrokerConfig, BrokerSettings};
-use crate::pool::MessageRef;
+use crate::pool::{Handles, MessageRef};
 use crate::router::{MatchRef, RetainedStore, SubscriptionTree};
 use crate::session::{Enqueued, Events, LazyNow, Outgoing, Session, SessionMap};
 use deadlines::DeadlineWheel;
@@ -149,39 +149,42 @@ impl Broker {
     /// subscriptions merged, section 3.3.4), one member per shared group (section 4.8.2).
     ///
     /// Deliveries are queued while the tree's read lock is held, borrowing each subscription's
-    /// session from the tree: nothing is cloned per subscriber but the message handle.
+    /// session from the tree: nothing is cloned per subscriber but the message handle, and
+    /// those handles are counted in batches ([`Handles`]).
     pub fn route(&self, message: &MessageRef) -> Routed {
         let mut routed = Routed::default();
         let mut now = LazyNow::new();
+        let mut handles = message.handles();
         self.router.read().visit_matches(
             &message.topic,
             message.publisher.as_ref(),
             &|client| self.is_attached(client),
-            &mut |m| self.deliver_match(message, m, &mut routed, &mut now),
+            &mut |m| self.deliver_match(&mut handles, m, &mut routed, &mut now),
         );
         routed
     }
 
     fn deliver_match(
         &self,
-        message: &MessageRef,
+        handles: &mut Handles<'_>,
         m: MatchRef<'_>,
         routed: &mut Routed,
         now: &mut LazyNow,
     ) {
-        let item = Outgoing {
-            message: message.clone(),
-            qos: message.qos.min(m.qos),
-            // [MQTT-3.3.1-12/13]: RETAIN is cleared unless Retain As Published.
-            retain: message.retain && m.retain_as_published,
-            subscription_ids: SmallVec::from_slice(m.subscription_ids),
-            shared_group: m.shared_group.cloned(),
-        };
         // Every subscription in the tree is linked to its session (SUBSCRIBE handling is the
         // tree's only writer); an unlinked one has no session to deliver to.
         let Some(session) = m.session.session() else {
             debug_assert!(false, "unlinked subscription for {}", m.client);
             return;
+        };
+        let message = handles.next_ref();
+        let item = Outgoing {
+            qos: message.qos.min(m.qos),
+            // [MQTT-3.3.1-12/13]: RETAIN is cleared unless Retain As Published.
+            retain: message.retain && m.retain_as_published,
+            message,
+            subscription_ids: SmallVec::from_slice(m.subscription_ids),
+            shared_group: m.shared_group.cloned(),
         };
         self.offer(session, item, routed, now);
     }
