@@ -1,7 +1,5 @@
 //! Handling each packet a client sends after CONNECT.
 
-use smallvec::SmallVec;
-
 use super::{Close, Connection, Transport};
 use crate::codec::topic::{has_wildcard, split_shared};
 use crate::codec::{
@@ -357,7 +355,7 @@ where
                     qos: message.qos.min(granted),
                     message,
                     retain: true,
-                    subscription_ids: identifier.into_iter().collect::<SmallVec<[u32; 2]>>(),
+                    subscription_ids: identifier.into(),
                     shared_group: None,
                 };
                 self.broker

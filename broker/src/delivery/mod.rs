@@ -261,7 +261,7 @@ impl Outbox {
             packet_id,
             topic_alias,
             omit_topic,
-            subscription_identifiers: &item.subscription_ids,
+            subscription_identifiers: item.subscription_ids.as_slice(),
             message_expiry_interval: expiry,
         };
         if message.wire.encoded_len(version, &delivery) > self.limits.maximum_packet_size as usize {

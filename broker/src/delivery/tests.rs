@@ -1,7 +1,7 @@
 //! The outbox's pieces: heads and small payloads in one buffer, large payloads shared.
 
+use crate::session::SubscriptionIds;
 use bytes::Bytes;
-use smallvec::SmallVec;
 
 use super::*;
 use crate::codec::{Decoder, Publish};
@@ -30,7 +30,7 @@ fn queue(st: &mut SessionState, payload: Bytes) {
         message,
         qos: QoS::AtMostOnce,
         retain: false,
-        subscription_ids: SmallVec::new(),
+        subscription_ids: SubscriptionIds::None,
         shared_group: None,
     });
 }

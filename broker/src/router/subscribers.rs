@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use super::{ClientId, Subscription};
 use crate::codec::ByteString;
@@ -102,7 +103,8 @@ fn position_u32(i: usize) -> u32 {
 /// round-robin cursor that picks which member receives the next message.
 #[derive(Debug)]
 pub(crate) struct SharedGroup {
-    pub(crate) name: ByteString,
+    /// Shared with every queued delivery routed through this group (see `Outgoing`).
+    pub(crate) name: Arc<ByteString>,
     pub(crate) members: Vec<Entry>,
     index: Option<Index>,
     /// Where the next search for a member starts. Atomic so that matching works through `&self`
@@ -114,7 +116,7 @@ pub(crate) struct SharedGroup {
 impl SharedGroup {
     pub(crate) fn new(name: &str) -> Self {
         SharedGroup {
-            name: ByteString::from(name),
+            name: Arc::new(ByteString::from(name)),
             members: Vec::new(),
             index: None,
             cursor: AtomicUsize::new(0),

@@ -13,6 +13,8 @@
 //! depth times the number of wildcard branches that exist along it, not to the number of
 //! subscriptions.
 
+use std::sync::Arc;
+
 use smallvec::SmallVec;
 
 use super::arena::{next_level, Arena, Children, NodeId, NONE, ROOT};
@@ -46,7 +48,7 @@ pub struct Match {
     /// Every matching subscription's identifier [MQTT-3.3.4-3].
     pub subscription_ids: SmallVec<[u32; 2]>,
     /// `Some(group)` when this delivery comes from `$share/{group}/{filter}`.
-    pub shared_group: Option<ByteString>,
+    pub shared_group: Option<Arc<ByteString>>,
     /// The session to deliver to, from the (first) matching subscription.
     pub session: SessionLink,
 }
@@ -59,7 +61,7 @@ pub struct MatchRef<'a> {
     pub qos: QoS,
     pub retain_as_published: bool,
     pub subscription_ids: &'a [u32],
-    pub shared_group: Option<&'a ByteString>,
+    pub shared_group: Option<&'a Arc<ByteString>>,
     pub session: &'a SessionLink,
 }
 
@@ -68,7 +70,7 @@ impl<'a> MatchRef<'a> {
     fn of(
         client: &'a ClientId,
         sub: &'a Subscription,
-        shared_group: Option<&'a ByteString>,
+        shared_group: Option<&'a Arc<ByteString>>,
     ) -> Self {
         MatchRef {
             client,
@@ -94,7 +96,7 @@ impl Match {
     }
 
     #[inline]
-    fn new(client: &ClientId, sub: &Subscription, shared_group: Option<ByteString>) -> Match {
+    fn new(client: &ClientId, sub: &Subscription, shared_group: Option<Arc<ByteString>>) -> Match {
         let mut subscription_ids = SmallVec::new();
         if let Some(id) = sub.identifier {
             subscription_ids.push(id);
@@ -254,7 +256,7 @@ impl SubscriptionTree {
             None => node.with_subs(|subs| subs.upsert(client, sub)),
             Some(name) => {
                 let groups = &mut node.rare.get_or_insert_with(Box::default).groups;
-                let i = match groups.iter().position(|g| &*g.name == name) {
+                let i = match groups.iter().position(|g| *g.name == name) {
                     Some(i) => i,
                     None => {
                         groups.push(SharedGroup::new(name));
@@ -321,7 +323,7 @@ impl SubscriptionTree {
         let removed = match (group, &mut node.rare) {
             (None, _) => node.with_subs(|subs| subs.remove(client)),
             (Some(_), None) => false,
-            (Some(name), Some(rare)) => match rare.groups.iter().position(|g| &*g.name == name) {
+            (Some(name), Some(rare)) => match rare.groups.iter().position(|g| *g.name == name) {
                 None => false,
                 Some(i) => {
                     let removed = rare.groups[i].members_mut().remove(client);

@@ -191,7 +191,7 @@ fn overlapping_subscriptions_of_many_clients_merge_per_client() {
             assert_eq!(m.subscription_ids.as_slice(), [1]);
         }
     }
-    assert_eq!(out[1000].shared_group.as_deref(), Some("g"));
+    assert_eq!(out[1000].shared_group.as_deref().map(|g| &**g), Some("g"));
 }
 
 #[test]
@@ -227,7 +227,10 @@ fn mqtt_4_8_2_shared_group_round_robin() {
         let out = run(&tree, "jobs/1", None);
         assert_eq!(out.len(), 2, "one plain delivery, one per group: {out:?}");
         assert_eq!(out[0].client, "audit");
-        assert_eq!(out[1].shared_group.as_deref(), Some("workers"));
+        assert_eq!(
+            out[1].shared_group.as_deref().map(|g| &**g),
+            Some("workers")
+        );
         picked.push(out[1].client.to_string());
     }
     let first_round: BTreeSet<&str> = picked[..3].iter().map(String::as_str).collect();
@@ -276,7 +279,7 @@ fn mqtt_4_8_2_same_group_name_on_different_filters_are_distinct_subscriptions() 
     let out = run(&tree, "a/b", None);
     let got: Vec<(Option<&str>, &str)> = out
         .iter()
-        .map(|m| (m.shared_group.as_deref(), &*m.client))
+        .map(|m| (m.shared_group.as_deref().map(|g| &**g), &*m.client))
         .collect();
     assert_eq!(got, [(Some("g"), "x"), (Some("g"), "y"), (Some("h"), "y")]);
 }
@@ -292,7 +295,7 @@ fn plain_and_shared_subscriptions_of_one_client_are_separate_deliveries() {
     assert_eq!(out.len(), 2);
     assert_eq!(out[0].shared_group, None);
     assert_eq!(out[0].subscription_ids.len(), 2);
-    assert_eq!(out[1].shared_group.as_deref(), Some("g"));
+    assert_eq!(out[1].shared_group.as_deref().map(|g| &**g), Some("g"));
     assert_eq!(out[1].subscription_ids.as_slice(), [3]);
     assert_eq!(out[1].qos, QoS::ExactlyOnce);
 }

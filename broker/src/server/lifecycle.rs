@@ -12,6 +12,7 @@ use crate::codec::{ByteString, ProtocolVersion, PublishProperties, Will};
 use crate::pool::MessageRef;
 use crate::session::{
     Attachment, ConnectionSignal, Events, LazyNow, Message, Outgoing, Session, SessionState,
+    SubscriptionIds,
 };
 
 /// A connection's hold on its session.
@@ -264,7 +265,7 @@ impl Broker {
             Some((session, m)) => {
                 let moved = Outgoing {
                     qos: item.message.qos.min(m.qos),
-                    subscription_ids: m.subscription_ids,
+                    subscription_ids: SubscriptionIds::from_slice(&m.subscription_ids),
                     ..item
                 };
                 self.offer(&session, moved, &mut routed, &mut now);

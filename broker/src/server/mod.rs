@@ -10,7 +10,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use parking_lot::RwLock;
-use smallvec::SmallVec;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -23,7 +22,7 @@ use crate::codec::{ByteString, QoS};
 use crate::config::{BrokerConfig, BrokerSettings};
 use crate::pool::{Handles, MessageRef};
 use crate::router::{MatchRef, RetainedStore, SubscriptionTree};
-use crate::session::{Enqueued, Events, LazyNow, Outgoing, Session, SessionMap};
+use crate::session::{Enqueued, Events, LazyNow, Outgoing, Session, SessionMap, SubscriptionIds};
 use deadlines::DeadlineWheel;
 
 /// Everything connections share. One per broker process.
@@ -183,7 +182,7 @@ impl Broker {
             // [MQTT-3.3.1-12/13]: RETAIN is cleared unless Retain As Published.
             retain: message.retain && m.retain_as_published,
             message,
-            subscription_ids: SmallVec::from_slice(m.subscription_ids),
+            subscription_ids: SubscriptionIds::from_slice(m.subscription_ids),
             shared_group: m.shared_group.cloned(),
         };
         self.offer(session, item, routed, now);

@@ -7,6 +7,7 @@
 
 mod map;
 mod message;
+mod outgoing;
 mod signal;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -15,14 +16,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use smallvec::SmallVec;
 use tokio::sync::Notify;
 
 pub use map::SessionMap;
 pub use message::{DetachError, LazyNow, Message};
+pub use outgoing::{ManyIds, Outgoing, SubscriptionIds};
 pub use signal::{ConnectionSignal, Events};
-
-use crate::pool::MessageRef;
 
 use crate::codec::{ByteString, ProtocolVersion, QoS, ReasonCode};
 use crate::config::QueueFullPolicy;
@@ -71,19 +70,6 @@ impl fmt::Debug for SessionLink {
             None => f.write_str("SessionLink(none)"),
         }
     }
-}
-
-/// One message waiting to be sent to this session.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    pub message: MessageRef,
-    /// The QoS it is delivered at: the lower of the published and the granted QoS.
-    pub qos: QoS,
-    pub retain: bool,
-    pub subscription_ids: SmallVec<[u32; 2]>,
-    /// Set when it was routed through a shared subscription, so it can be given to another
-    /// member if this session ends before acknowledging it.
-    pub shared_group: Option<ByteString>,
 }
 
 /// Where an outbound QoS 1 or 2 exchange stands (section 4.3).
@@ -344,7 +330,7 @@ mod tests {
             message,
             qos,
             retain: false,
-            subscription_ids: SmallVec::new(),
+            subscription_ids: SubscriptionIds::None,
             shared_group: None,
         }
     }
