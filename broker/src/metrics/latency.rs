@@ -22,6 +22,8 @@ use crate::alloc;
 const STRIPES: usize = alloc::STRIPES;
 /// Most buckets a histogram may have (the last counts what exceeds every bound).
 const MAX_BUCKETS: usize = 32;
+/// Batches up to this size update the shared buckets one observation at a time.
+const SMALL_BATCH: usize = 2;
 
 /// One thread's counters, on cache lines of their own.
 #[repr(align(128))]
@@ -86,15 +88,29 @@ impl LatencyHistogram {
     /// Records the latency of every message received at one of `received` and delivered at
     /// `now`: counted locally, then one update per bucket touched.
     pub fn observe_batch(&self, now: Instant, received: &[Instant]) {
+        let stripe = &self.stripes[alloc::thread_stripe()];
+        let nanos_since = |at: &Instant| {
+            u64::try_from(now.saturating_duration_since(*at).as_nanos()).unwrap_or(u64::MAX)
+        };
+        if received.len() <= SMALL_BATCH {
+            // A write of one or two messages (a subscriber that keeps up): adding to the
+            // buckets directly is cheaper than zeroing and scanning a local copy of them.
+            let mut sum = 0u64;
+            for at in received {
+                let nanos = nanos_since(at);
+                stripe.counts[self.bucket(nanos)].fetch_add(1, Relaxed);
+                sum = sum.saturating_add(nanos);
+            }
+            stripe.sum_nanos.fetch_add(sum, Relaxed);
+            return;
+        }
         let mut counts = [0u64; MAX_BUCKETS];
         let mut sum = 0u64;
         for at in received {
-            let nanos =
-                u64::try_from(now.saturating_duration_since(*at).as_nanos()).unwrap_or(u64::MAX);
+            let nanos = nanos_since(at);
             counts[self.bucket(nanos)] += 1;
             sum = sum.saturating_add(nanos);
         }
-        let stripe = &self.stripes[alloc::thread_stripe()];
         for (total, n) in stripe.counts.iter().zip(counts) {
             if n > 0 {
                 total.fetch_add(n, Relaxed);
