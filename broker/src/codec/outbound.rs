@@ -17,6 +17,15 @@ use super::packet::{PacketType, ProtocolVersion, Publish, QoS};
 use super::properties::{checked_varint, id, PropertyBlock, PublishProperties};
 use super::wire::{varint_len, Counter, Sink, VARINT_MAX};
 
+/// Whether `p` has any property that [`OutboundPublish`] encodes once for every subscriber.
+fn has_shared_properties(p: &PublishProperties) -> bool {
+    p.payload_format_indicator.is_some()
+        || p.response_topic.is_some()
+        || p.correlation_data.is_some()
+        || p.content_type.is_some()
+        || !p.user_properties.is_empty()
+}
+
 /// The subscriber-independent parts of a PUBLISH, encoded once.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OutboundPublish {
@@ -47,7 +56,34 @@ pub struct Delivery<'a> {
 impl OutboundPublish {
     /// Prepares `publish` for fan-out. Allocates only if it has shared 5.0 properties.
     pub fn new(publish: &Publish) -> Result<Self, EncodeError> {
-        let p = &publish.properties;
+        OutboundPublish::from_parts(&publish.topic, &publish.payload, &publish.properties)
+    }
+
+    /// [`OutboundPublish::new`] from a PUBLISH's parts, for a message that holds them
+    /// without a `Publish` around them.
+    pub fn from_parts(
+        topic: &ByteString,
+        payload: &Bytes,
+        p: &PublishProperties,
+    ) -> Result<Self, EncodeError> {
+        if topic.len() > usize::from(u16::MAX) {
+            return Err(EncodeError::FieldTooLong(topic.len()));
+        }
+        let shared_properties = if has_shared_properties(p) {
+            OutboundPublish::encode_shared_properties(p)?
+        } else {
+            // Every 3.1.1 message, and most 5.0 ones: nothing to copy or count.
+            Bytes::new()
+        };
+        Ok(OutboundPublish {
+            topic: topic.clone(),
+            payload: payload.clone(),
+            shared_properties,
+        })
+    }
+
+    /// The properties every subscriber receives unchanged, encoded without a length prefix.
+    fn encode_shared_properties(p: &PublishProperties) -> Result<Bytes, EncodeError> {
         let shared = PublishProperties {
             payload_format_indicator: p.payload_format_indicator,
             response_topic: p.response_topic.clone(),
@@ -58,21 +94,9 @@ impl OutboundPublish {
         };
         let mut counter = Counter(0);
         shared.write_properties(&mut counter)?;
-        let shared_properties = if counter.0 == 0 {
-            Bytes::new()
-        } else {
-            let mut buf = BytesMut::with_capacity(counter.0);
-            shared.write_properties(&mut buf)?;
-            buf.freeze()
-        };
-        if publish.topic.len() > usize::from(u16::MAX) {
-            return Err(EncodeError::FieldTooLong(publish.topic.len()));
-        }
-        Ok(OutboundPublish {
-            topic: publish.topic.clone(),
-            payload: publish.payload.clone(),
-            shared_properties,
-        })
+        let mut buf = BytesMut::with_capacity(counter.0);
+        shared.write_properties(&mut buf)?;
+        Ok(buf.freeze())
     }
 
     pub fn topic(&self) -> &ByteString {

@@ -58,21 +58,15 @@ impl Message {
     ) -> Result<MessageRef, EncodeError> {
         properties.topic_alias = None;
         properties.subscription_identifiers.clear();
-        let publish = Publish {
-            topic,
-            qos,
-            retain,
-            payload,
-            properties,
-            ..Publish::default()
-        };
+        // Straight into the envelope: a `Publish` built around the parts first cost two more
+        // moves of the whole properties struct per message.
         MessageRef::new(|message| {
-            message.wire = OutboundPublish::new(&publish)?;
-            message.topic = publish.topic;
+            message.wire = OutboundPublish::from_parts(&topic, &payload, &properties)?;
+            message.topic = topic;
             message.qos = qos;
             message.retain = retain;
-            message.payload = publish.payload;
-            message.properties = publish.properties;
+            message.payload = payload;
+            message.properties = properties;
             message.publisher = publisher;
             message.received_at = Instant::now();
             Ok(())
