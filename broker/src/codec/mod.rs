@@ -21,7 +21,7 @@ mod wire;
 pub use decode::{parse_remaining_length, Decoder, MAX_PACKET_SIZE_LIMIT};
 pub use encode::{encode, encoded_len, first_byte, publish_flags};
 pub use error::{DecodeError, EncodeError};
-pub use outbound::{Delivery, OutboundPublish};
+pub use outbound::{shared_properties, Delivery, OutboundPublish, PublishWire};
 pub use packet::*;
 pub use properties::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,

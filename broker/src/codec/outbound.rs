@@ -66,37 +66,20 @@ impl OutboundPublish {
         payload: &Bytes,
         p: &PublishProperties,
     ) -> Result<Self, EncodeError> {
-        if topic.len() > usize::from(u16::MAX) {
-            return Err(EncodeError::FieldTooLong(topic.len()));
-        }
-        let shared_properties = if has_shared_properties(p) {
-            OutboundPublish::encode_shared_properties(p)?
-        } else {
-            // Every 3.1.1 message, and most 5.0 ones: nothing to copy or count.
-            Bytes::new()
-        };
         Ok(OutboundPublish {
+            shared_properties: shared_properties(topic, p)?,
             topic: topic.clone(),
             payload: payload.clone(),
-            shared_properties,
         })
     }
 
-    /// The properties every subscriber receives unchanged, encoded without a length prefix.
-    fn encode_shared_properties(p: &PublishProperties) -> Result<Bytes, EncodeError> {
-        let shared = PublishProperties {
-            payload_format_indicator: p.payload_format_indicator,
-            response_topic: p.response_topic.clone(),
-            correlation_data: p.correlation_data.clone(),
-            content_type: p.content_type.clone(),
-            user_properties: p.user_properties.clone(),
-            ..PublishProperties::default()
-        };
-        let mut counter = Counter(0);
-        shared.write_properties(&mut counter)?;
-        let mut buf = BytesMut::with_capacity(counter.0);
-        shared.write_properties(&mut buf)?;
-        Ok(buf.freeze())
+    /// The encoder's view of this PUBLISH.
+    pub fn wire(&self) -> PublishWire<'_> {
+        PublishWire {
+            topic: &self.topic,
+            payload: &self.payload,
+            shared_properties: &self.shared_properties,
+        }
     }
 
     pub fn topic(&self) -> &ByteString {
@@ -108,6 +91,69 @@ impl OutboundPublish {
         &self.payload
     }
 
+    /// Size of the whole packet for this delivery (see [`PublishWire::encoded_len`]).
+    pub fn encoded_len(&self, v: ProtocolVersion, d: &Delivery) -> usize {
+        self.wire().encoded_len(v, d)
+    }
+
+    /// Size of the head [`write_head`](Self::write_head) produces.
+    pub fn head_len(&self, v: ProtocolVersion, d: &Delivery) -> usize {
+        self.wire().head_len(v, d)
+    }
+
+    /// Writes everything but the payload (see [`PublishWire::write_head`]).
+    pub fn write_head(
+        &self,
+        v: ProtocolVersion,
+        d: &Delivery,
+        buf: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        self.wire().write_head(v, d, buf)
+    }
+
+    /// The whole packet as one buffer (see [`PublishWire::to_bytes`]).
+    pub fn to_bytes(&self, v: ProtocolVersion, d: &Delivery) -> Result<Bytes, EncodeError> {
+        self.wire().to_bytes(v, d)
+    }
+}
+
+/// The 5.0 properties of `p` that every subscriber receives unchanged, encoded once without a
+/// length prefix; empty (and nothing copied or counted) when there are none, as for every
+/// 3.1.1 message. Fails when `topic` cannot be encoded.
+pub fn shared_properties(topic: &str, p: &PublishProperties) -> Result<Bytes, EncodeError> {
+    if topic.len() > usize::from(u16::MAX) {
+        return Err(EncodeError::FieldTooLong(topic.len()));
+    }
+    if !has_shared_properties(p) {
+        return Ok(Bytes::new());
+    }
+    let shared = PublishProperties {
+        payload_format_indicator: p.payload_format_indicator,
+        response_topic: p.response_topic.clone(),
+        correlation_data: p.correlation_data.clone(),
+        content_type: p.content_type.clone(),
+        user_properties: p.user_properties.clone(),
+        ..PublishProperties::default()
+    };
+    let mut counter = Counter(0);
+    shared.write_properties(&mut counter)?;
+    let mut buf = BytesMut::with_capacity(counter.0);
+    shared.write_properties(&mut buf)?;
+    Ok(buf.freeze())
+}
+
+/// A PUBLISH as the encoder needs it: the topic, the payload and the shared properties,
+/// borrowed from wherever they are kept (an [`OutboundPublish`], or a broker's message that
+/// holds them once instead of twice).
+#[derive(Debug, Clone, Copy)]
+pub struct PublishWire<'a> {
+    pub topic: &'a ByteString,
+    pub payload: &'a Bytes,
+    /// From [`shared_properties`].
+    pub shared_properties: &'a Bytes,
+}
+
+impl PublishWire<'_> {
     fn properties_len(&self, d: &Delivery) -> usize {
         let mut counter = Counter(0);
         write_per_delivery_properties(d, &mut counter);
@@ -177,7 +223,7 @@ impl OutboundPublish {
         if v.is_v5() {
             buf.put_varint(self.properties_len(d) as u32);
             write_per_delivery_properties(d, buf);
-            buf.put_slice(&self.shared_properties);
+            buf.put_slice(self.shared_properties);
         }
         Ok(())
     }
@@ -187,7 +233,7 @@ impl OutboundPublish {
     pub fn to_bytes(&self, v: ProtocolVersion, d: &Delivery) -> Result<Bytes, EncodeError> {
         let mut buf = BytesMut::with_capacity(self.encoded_len(v, d));
         self.write_head(v, d, &mut buf)?;
-        buf.extend_from_slice(&self.payload);
+        buf.extend_from_slice(self.payload);
         Ok(buf.freeze())
     }
 }

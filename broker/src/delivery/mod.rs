@@ -264,17 +264,14 @@ impl Outbox {
             subscription_identifiers: item.subscription_ids.as_slice(),
             message_expiry_interval: expiry,
         };
-        if message.wire.encoded_len(version, &delivery) > self.limits.maximum_packet_size as usize {
+        let wire = message.wire();
+        if wire.encoded_len(version, &delivery) > self.limits.maximum_packet_size as usize {
             stats.dropped(DropReason::TooLarge);
             return false;
         }
         let out = self.out();
         let start = out.buf.len();
-        if message
-            .wire
-            .write_head(version, &delivery, &mut out.buf)
-            .is_err()
-        {
+        if wire.write_head(version, &delivery, &mut out.buf).is_err() {
             out.buf.truncate(start);
             return false;
         }

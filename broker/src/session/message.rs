@@ -5,15 +5,15 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use crate::codec::{
-    encode, encoded_len, ByteString, DecodeError, Decoder, EncodeError, OutboundPublish, Packet,
-    ProtocolVersion, Publish, PublishProperties, QoS, MAX_PACKET_SIZE_LIMIT,
+    encode, encoded_len, shared_properties, ByteString, DecodeError, Decoder, EncodeError, Packet,
+    ProtocolVersion, Publish, PublishProperties, PublishWire, QoS, MAX_PACKET_SIZE_LIMIT,
 };
 use crate::pool::MessageRef;
 
 /// One received PUBLISH (or Will, or $SYS update), shared by every subscriber it goes to.
 ///
-/// The wire form without per-subscriber fields is encoded once at receipt
-/// ([`OutboundPublish`]), so fan-out writes only a small head per subscriber. Envelopes come
+/// The wire form without per-subscriber fields is encoded once at receipt (the shared 5.0
+/// properties; [`Message::wire`]), so fan-out writes only a small head per subscriber. Envelopes come
 /// from the message pool ([`MessageRef`]) and are cleared and reused when the last subscriber
 /// is done with them.
 #[derive(Debug)]
@@ -28,7 +28,9 @@ pub struct Message {
     /// The client that published it, for No Local; `None` for broker-made messages.
     pub publisher: Option<ByteString>,
     pub received_at: Instant,
-    pub wire: OutboundPublish,
+    /// The 5.0 properties every subscriber receives unchanged, encoded once
+    /// ([`shared_properties`]); topic and payload are the fields above, not copies.
+    pub shared_properties: Bytes,
 }
 
 impl Default for Message {
@@ -41,7 +43,7 @@ impl Default for Message {
             properties: PublishProperties::default(),
             publisher: None,
             received_at: Instant::now(),
-            wire: OutboundPublish::default(),
+            shared_properties: Bytes::new(),
         }
     }
 }
@@ -61,7 +63,7 @@ impl Message {
         // Straight into the envelope: a `Publish` built around the parts first cost two more
         // moves of the whole properties struct per message.
         MessageRef::new(|message| {
-            message.wire = OutboundPublish::from_parts(&topic, &payload, &properties)?;
+            message.shared_properties = shared_properties(&topic, &properties)?;
             message.topic = topic;
             message.qos = qos;
             message.retain = retain;
@@ -108,12 +110,21 @@ impl Message {
 
     /// Drops what the message refers to (payload, topic, properties) so an envelope waiting in
     /// the pool pins no memory. Allocates nothing.
+    /// What the encoder writes each subscriber's copy from.
+    pub fn wire(&self) -> PublishWire<'_> {
+        PublishWire {
+            topic: &self.topic,
+            payload: &self.payload,
+            shared_properties: &self.shared_properties,
+        }
+    }
+
     pub fn clear(&mut self) {
         self.topic = ByteString::new();
         self.payload = Bytes::new();
         self.properties = PublishProperties::default();
         self.publisher = None;
-        self.wire = OutboundPublish::default();
+        self.shared_properties = Bytes::new();
     }
 
     /// Seconds of Message Expiry Interval left now: `Some(None)` when it never expires,
