@@ -245,6 +245,7 @@ fn bench_write_head(c: &mut Criterion) {
         let mut op = move || {
             head.clear();
             outbound
+                .wire()
                 .write_head(version, black_box(&delivery), &mut head)
                 .expect("valid");
             black_box((&head, outbound.payload()));

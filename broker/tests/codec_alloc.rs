@@ -203,7 +203,10 @@ fn writing_a_publish_head_allocates_nothing() {
             let ((), stats) = alloc::count(|| {
                 for _ in 0..MEASURED {
                     head.clear();
-                    outbound.write_head(version, delivery, &mut head).unwrap();
+                    outbound
+                        .wire()
+                        .write_head(version, delivery, &mut head)
+                        .unwrap();
                     black_box(&head);
                     black_box(outbound.payload());
                 }

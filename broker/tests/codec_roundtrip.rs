@@ -199,12 +199,12 @@ fn outbound_publish_head_and_payload_decode_to_the_delivered_publish() {
         let outbound = OutboundPublish::new(&original).unwrap();
 
         let mut head = BytesMut::new();
-        outbound.write_head(v, &delivery, &mut head).unwrap();
-        prop_assert_eq!(head.len(), outbound.head_len(v, &delivery));
+        outbound.wire().write_head(v, &delivery, &mut head).unwrap();
+        prop_assert_eq!(head.len(), outbound.wire().head_len(v, &delivery));
         let mut wire = head.clone();
         wire.extend_from_slice(outbound.payload());
-        prop_assert_eq!(wire.len(), outbound.encoded_len(v, &delivery));
-        prop_assert_eq!(&outbound.to_bytes(v, &delivery).unwrap()[..], &wire[..]);
+        prop_assert_eq!(wire.len(), outbound.wire().encoded_len(v, &delivery));
+        prop_assert_eq!(&outbound.wire().to_bytes(v, &delivery).unwrap()[..], &wire[..]);
 
         let p = &original.properties;
         let expected = Publish {

@@ -1019,12 +1019,12 @@ fn outbound_publish_heads_are_byte_exact() {
     let qos0 = Delivery::default();
     let head = {
         let mut buf = BytesMut::new();
-        outbound.write_head(V3_1_1, &qos0, &mut buf).unwrap();
+        outbound.wire().write_head(V3_1_1, &qos0, &mut buf).unwrap();
         buf
     };
     assert_eq!(hex(&head), hex(&wire("30 0A 00 03 'a' '/' 'b'")));
     assert_eq!(
-        &outbound.to_bytes(V3_1_1, &qos0).unwrap()[..],
+        &outbound.wire().to_bytes(V3_1_1, &qos0).unwrap()[..],
         &wire("30 0A 00 03 'a' '/' 'b' \"hello\"")[..]
     );
 
@@ -1040,7 +1040,7 @@ fn outbound_publish_heads_are_byte_exact() {
         message_expiry_interval: Some(40),
     };
     let mut head = BytesMut::new();
-    outbound.write_head(V5, &v5, &mut head).unwrap();
+    outbound.wire().write_head(V5, &v5, &mut head).unwrap();
     assert_eq!(
         hex(&head),
         hex(&wire(
@@ -1049,8 +1049,8 @@ fn outbound_publish_heads_are_byte_exact() {
         ))
     );
     assert_eq!(outbound.payload(), &b(b"hello"));
-    assert_eq!(outbound.head_len(V5, &v5), head.len());
-    assert_eq!(outbound.encoded_len(V5, &v5), head.len() + 5);
+    assert_eq!(outbound.wire().head_len(V5, &v5), head.len());
+    assert_eq!(outbound.wire().encoded_len(V5, &v5), head.len() + 5);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1092,7 +1092,9 @@ fn encoder_rejects_variable_byte_integers_above_268_435_455() {
         ..Delivery::default()
     };
     assert_eq!(
-        outbound.write_head(V5, &delivery, &mut BytesMut::new()),
+        outbound
+            .wire()
+            .write_head(V5, &delivery, &mut BytesMut::new()),
         Err(EncodeError::VariableIntegerTooLarge(VARINT_MAX + 1))
     );
 

@@ -1,8 +1,10 @@
 //! A PUBLISH prepared once and written for many subscribers.
 //!
-//! Fan-out must not re-encode the payload per subscriber. [`OutboundPublish`] keeps the topic,
-//! the payload and the 5.0 properties that every subscriber receives unchanged (payload format,
-//! content type, response topic, correlation data, user properties) already encoded. What
+//! Fan-out must not re-encode the payload per subscriber. The 5.0 properties that every
+//! subscriber receives unchanged (payload format, content type, response topic, correlation
+//! data, user properties) are encoded once ([`shared_properties`]); [`PublishWire`] borrows
+//! them with the topic and payload from whoever holds them (the broker's message, or an
+//! [`OutboundPublish`] that owns all three). What
 //! differs per subscriber ([`Delivery`]: QoS, DUP, RETAIN, packet identifier, topic alias,
 //! subscription identifiers, remaining message expiry) is written into a small head in front of
 //! the shared payload. The head and the payload `Bytes` go to the socket together in one
@@ -56,20 +58,10 @@ pub struct Delivery<'a> {
 impl OutboundPublish {
     /// Prepares `publish` for fan-out. Allocates only if it has shared 5.0 properties.
     pub fn new(publish: &Publish) -> Result<Self, EncodeError> {
-        OutboundPublish::from_parts(&publish.topic, &publish.payload, &publish.properties)
-    }
-
-    /// [`OutboundPublish::new`] from a PUBLISH's parts, for a message that holds them
-    /// without a `Publish` around them.
-    pub fn from_parts(
-        topic: &ByteString,
-        payload: &Bytes,
-        p: &PublishProperties,
-    ) -> Result<Self, EncodeError> {
         Ok(OutboundPublish {
-            shared_properties: shared_properties(topic, p)?,
-            topic: topic.clone(),
-            payload: payload.clone(),
+            shared_properties: shared_properties(&publish.topic, &publish.properties)?,
+            topic: publish.topic.clone(),
+            payload: publish.payload.clone(),
         })
     }
 
@@ -89,31 +81,6 @@ impl OutboundPublish {
     /// The payload, shared by every subscriber's copy.
     pub fn payload(&self) -> &Bytes {
         &self.payload
-    }
-
-    /// Size of the whole packet for this delivery (see [`PublishWire::encoded_len`]).
-    pub fn encoded_len(&self, v: ProtocolVersion, d: &Delivery) -> usize {
-        self.wire().encoded_len(v, d)
-    }
-
-    /// Size of the head [`write_head`](Self::write_head) produces.
-    pub fn head_len(&self, v: ProtocolVersion, d: &Delivery) -> usize {
-        self.wire().head_len(v, d)
-    }
-
-    /// Writes everything but the payload (see [`PublishWire::write_head`]).
-    pub fn write_head(
-        &self,
-        v: ProtocolVersion,
-        d: &Delivery,
-        buf: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
-        self.wire().write_head(v, d, buf)
-    }
-
-    /// The whole packet as one buffer (see [`PublishWire::to_bytes`]).
-    pub fn to_bytes(&self, v: ProtocolVersion, d: &Delivery) -> Result<Bytes, EncodeError> {
-        self.wire().to_bytes(v, d)
     }
 }
 
