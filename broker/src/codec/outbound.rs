@@ -74,10 +74,6 @@ impl OutboundPublish {
         }
     }
 
-    pub fn topic(&self) -> &ByteString {
-        &self.topic
-    }
-
     /// The payload, shared by every subscriber's copy.
     pub fn payload(&self) -> &Bytes {
         &self.payload

@@ -86,7 +86,8 @@ impl LatencyHistogram {
     }
 
     /// Records the latency of every message received at one of `received` and delivered at
-    /// `now`: counted locally, then one update per bucket touched.
+    /// `now`: a batch of up to [`SMALL_BATCH`] adds to its buckets directly; a larger one is
+    /// counted locally first, then updates each bucket it touched once.
     pub fn observe_batch(&self, now: Instant, received: &[Instant]) {
         let stripe = &self.stripes[alloc::thread_stripe()];
         let nanos_since = |at: &Instant| {

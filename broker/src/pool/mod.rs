@@ -41,7 +41,7 @@ use bytes::BytesMut;
 use crossbeam_queue::ArrayQueue;
 
 pub use message::{messages, MessagePool, MESSAGE_POOL_CAPACITY};
-pub use shared::{Handles, MessageRef, MAX_RESERVED};
+pub use shared::{Handles, MessageRef};
 
 use crate::delivery::WriteBuffer;
 use crate::router::Match;

@@ -13,9 +13,9 @@ use crate::pool::MessageRef;
 /// One received PUBLISH (or Will, or $SYS update), shared by every subscriber it goes to.
 ///
 /// The wire form without per-subscriber fields is encoded once at receipt (the shared 5.0
-/// properties; [`Message::wire`]), so fan-out writes only a small head per subscriber. Envelopes come
-/// from the message pool ([`MessageRef`]) and are cleared and reused when the last subscriber
-/// is done with them.
+/// properties; [`Message::wire`]), so fan-out writes only a small head per subscriber.
+/// Envelopes come from the message pool ([`MessageRef`]) and are cleared and reused when the
+/// last subscriber is done with them.
 #[derive(Debug)]
 pub struct Message {
     pub topic: ByteString,

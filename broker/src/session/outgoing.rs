@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::codec::{ByteString, QoS};
 use crate::pool::MessageRef;
 
@@ -22,27 +24,30 @@ pub struct Outgoing {
     pub retain: bool,
 }
 
-/// The Subscription Identifiers a delivery carries [MQTT-3.3.4-3]: none, or one inline (a
-/// subscription has at most one). Several only when overlapping subscriptions of one client
-/// with identifiers were merged, which is rare enough to be boxed.
+/// The Subscription Identifiers a delivery carries [MQTT-3.3.4-3]: none, or one or two inline
+/// (a subscription has at most one; two when a client's overlapping subscriptions were
+/// merged, kept inline as the `SmallVec` before this was). Three or more are rare enough to be
+/// boxed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum SubscriptionIds {
     #[default]
     None,
     One(u32),
+    Two([u32; 2]),
     Many(Box<ManyIds>),
 }
 
-/// Two or more identifiers (see [`SubscriptionIds::Many`]).
+/// Three or more identifiers (see [`SubscriptionIds::Many`]), in one allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManyIds(Box<[u32]>);
+pub struct ManyIds(SmallVec<[u32; 4]>);
 
 impl SubscriptionIds {
     pub fn from_slice(ids: &[u32]) -> SubscriptionIds {
-        match ids {
+        match *ids {
             [] => SubscriptionIds::None,
-            [id] => SubscriptionIds::One(*id),
-            ids => SubscriptionIds::Many(Box::new(ManyIds(ids.into()))),
+            [id] => SubscriptionIds::One(id),
+            [a, b] => SubscriptionIds::Two([a, b]),
+            _ => SubscriptionIds::Many(Box::new(ManyIds(SmallVec::from_slice(ids)))),
         }
     }
 
@@ -50,6 +55,7 @@ impl SubscriptionIds {
         match self {
             SubscriptionIds::None => &[],
             SubscriptionIds::One(id) => std::slice::from_ref(id),
+            SubscriptionIds::Two(ids) => ids,
             SubscriptionIds::Many(ids) => &ids.0,
         }
     }
@@ -73,7 +79,7 @@ mod tests {
 
     #[test]
     fn identifiers_read_back_as_given() {
-        for ids in [&[][..], &[7], &[7, 9], &[1, 2, 3]] {
+        for ids in [&[][..], &[7], &[7, 9], &[1, 2, 3], &[1, 2, 3, 4, 5]] {
             assert_eq!(SubscriptionIds::from_slice(ids).as_slice(), ids);
         }
         assert_eq!(SubscriptionIds::from(Some(5)).as_slice(), [5]);
