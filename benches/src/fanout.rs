@@ -19,6 +19,7 @@ use ferrumq_broker::codec::{
 };
 use ferrumq_broker::config::BrokerConfig;
 use ferrumq_broker::delivery::{ClientLimits, Outbox};
+use ferrumq_broker::pool;
 use ferrumq_broker::router::Subscription;
 use ferrumq_broker::server::{AttachParams, Attached, Broker};
 use ferrumq_broker::session::{Message, SessionLink};
@@ -141,6 +142,9 @@ impl FanoutHarness {
             ready += subscriber.outbox.pending_len();
             subscriber.outbox.discard_pending(stats);
         }
+        // The worker is done with this PUBLISH and would go idle here, which is when the
+        // broker's runtime gives up the handles its deliveries released.
+        pool::flush_deferred_releases();
         ready
     }
 }

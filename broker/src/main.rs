@@ -78,6 +78,7 @@ fn main() -> ExitCode {
     init_logging(&config, cli.log_level.as_deref(), cli.log_json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(ferrumq_broker::pool::flush_deferred_releases)
         .build()
     {
         Ok(runtime) => runtime,

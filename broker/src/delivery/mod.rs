@@ -21,13 +21,13 @@ use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 use crate::codec::{
     encode, ByteString, Delivery, Packet, ProtocolVersion, PubResponse, QoS, ReasonCode,
 };
 use crate::metrics::{DropReason, Stats, PATH_METRICS};
-use crate::pool;
+use crate::pool::{self, MessageRef};
 use crate::session::{Inflight, InflightState, LazyNow, Outgoing, SessionState};
 
 /// Messages moved from the queue per collect, so one busy session cannot starve its reads.
@@ -38,12 +38,25 @@ pub const BATCH: usize = 256;
 pub const INLINE_PAYLOAD_MAX: usize = 256;
 
 /// One piece of what is to be written.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Chunk {
     /// Bytes of the outbox's own buffer (control packets, PUBLISH heads).
     Head(Range<usize>),
-    /// A message payload, shared with every other subscriber's outbox.
-    Payload(Bytes),
+    /// A message's payload, shared with every other subscriber's outbox. The handle on the
+    /// message, not a clone of its payload `Bytes`: the subscriber already holds one, and
+    /// handles dropped by the thousand are counted per thread first ([`pool::DeferredRef`]).
+    Payload(pool::DeferredRef),
+}
+
+/// What [`Outbox::write_publish`] listed of a PUBLISH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listed {
+    /// Nothing: the packet is larger than the client accepts.
+    Dropped,
+    /// The whole packet, in the buffer.
+    Whole,
+    /// Its head only: the payload is to be listed next as a piece of its own.
+    HeadOnly,
 }
 
 /// Messages written by one collect, by QoS: the shared delivered counters are updated once
@@ -216,29 +229,43 @@ impl Outbox {
                     }
                 },
             };
-            if self.write_publish(&item, packet_id, false, expiry, stats) {
-                sent += 1;
-                delivered.add(item.qos);
-                if item.qos != QoS::AtMostOnce {
-                    let state = if item.qos == QoS::AtLeastOnce {
-                        InflightState::AwaitingPubAck
-                    } else {
-                        InflightState::AwaitingPubRec
-                    };
-                    st.inflight.push_back(Inflight {
-                        packet_id,
-                        state,
-                        item,
-                        sent: true,
-                    });
-                }
+            let listed = self.write_publish(&item, packet_id, false, expiry, stats);
+            if listed == Listed::Dropped {
+                continue;
             }
+            sent += 1;
+            delivered.add(item.qos);
+            if item.qos == QoS::AtMostOnce {
+                // Nothing keeps a QoS 0 message once it is written: its handle goes to the
+                // payload piece, or is given up.
+                match listed {
+                    Listed::HeadOnly => self.list_payload(item.message),
+                    _ => item.message.release_later(),
+                }
+                continue;
+            }
+            if listed == Listed::HeadOnly {
+                self.list_payload(item.message.clone());
+            }
+            let state = if item.qos == QoS::AtLeastOnce {
+                InflightState::AwaitingPubAck
+            } else {
+                InflightState::AwaitingPubRec
+            };
+            st.inflight.push_back(Inflight {
+                packet_id,
+                state,
+                item,
+                sent: true,
+            });
         }
         !st.queue.is_empty()
     }
 
-    /// Lists one PUBLISH: its head in the buffer, its payload shared. False when the packet is
-    /// larger than the client's Maximum Packet Size: it is then discarded as if sent
+    /// Lists one PUBLISH: its head in the buffer, and a small payload after it. A larger
+    /// payload is left to the caller ([`Listed::HeadOnly`]), who lists it next with
+    /// [`Outbox::list_payload`] and a handle it gives up (no reference count to touch) or
+    /// clones. A packet larger than the client's Maximum Packet Size is discarded as if sent
     /// [MQTT-3.1.2-25].
     fn write_publish(
         &mut self,
@@ -247,7 +274,7 @@ impl Outbox {
         dup: bool,
         expiry: Option<u32>,
         stats: &Stats,
-    ) -> bool {
+    ) -> Listed {
         let message = &item.message;
         let version = self.limits.version;
         // The alias is only recorded once the packet that establishes it is really written:
@@ -267,26 +294,28 @@ impl Outbox {
         let wire = message.wire();
         if wire.encoded_len(version, &delivery) > self.limits.maximum_packet_size as usize {
             stats.dropped(DropReason::TooLarge);
-            return false;
+            return Listed::Dropped;
         }
         let out = self.out();
         let start = out.buf.len();
         if wire.write_head(version, &delivery, &mut out.buf).is_err() {
             out.buf.truncate(start);
-            return false;
+            return Listed::Dropped;
         }
         let payload = &message.payload;
-        if payload.len() <= INLINE_PAYLOAD_MAX
+        let listed = if payload.is_empty() {
+            Listed::Whole
+        } else if payload.len() <= INLINE_PAYLOAD_MAX
             && out.buf.len() + payload.len() <= out.buf.capacity() / 2
         {
             // A small payload costs the kernel more as an iovec of its own than as bytes
             // next to its head. Inlined payloads take at most half the buffer, so the heads
             // of a whole batch still fit and the buffer never grows for them.
             out.buf.extend_from_slice(payload);
-        } else if !payload.is_empty() {
-            out.list_buffered();
-            out.chunks.push_back(Chunk::Payload(payload.clone()));
-        }
+            Listed::Whole
+        } else {
+            Listed::HeadOnly
+        };
         if PATH_METRICS {
             out.received.push(message.received_at);
         }
@@ -295,7 +324,14 @@ impl Outbox {
                 .get_or_insert_with(Box::default)
                 .insert(message.topic.clone(), alias);
         }
-        true
+        listed
+    }
+
+    /// Lists the payload of the PUBLISH whose head [`Outbox::write_publish`] just wrote.
+    fn list_payload(&mut self, message: MessageRef) {
+        let out = self.out();
+        out.list_buffered();
+        out.chunks.push_back(Chunk::Payload(message.into()));
     }
 
     /// The Topic Alias to use for `topic` (5.0 clients that accept aliases), and whether the
@@ -355,7 +391,11 @@ impl Outbox {
                     .remaining_expiry(&mut now)
                     .unwrap_or(Some(0));
                 let (item, packet_id) = (entry.item.clone(), entry.packet_id);
-                if self.write_publish(&item, packet_id, true, expiry, stats) {
+                let listed = self.write_publish(&item, packet_id, true, expiry, stats);
+                if listed == Listed::HeadOnly {
+                    self.list_payload(item.message);
+                }
+                if listed != Listed::Dropped {
                     delivered.add(item.qos);
                 }
             }

@@ -87,7 +87,9 @@ fn large_payloads_are_shared_not_copied() {
     outbox.collect(&mut st, &stats);
     outbox.out().list_buffered();
     let shared = outbox.out().chunks.iter().any(|c| match c {
-        Chunk::Payload(p) => p.as_ptr() == payload.as_ptr() && p.len() == payload.len(),
+        Chunk::Payload(m) => {
+            m.payload.as_ptr() == payload.as_ptr() && m.payload.len() == payload.len()
+        }
         Chunk::Head(_) => false,
     });
     assert!(shared, "the payload piece is the message's own bytes");

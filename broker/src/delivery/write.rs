@@ -20,7 +20,7 @@ impl Chunk {
     fn len(&self) -> usize {
         match self {
             Chunk::Head(range) => range.len(),
-            Chunk::Payload(bytes) => bytes.len(),
+            Chunk::Payload(message) => message.payload.len(),
         }
     }
 }
@@ -50,7 +50,7 @@ impl WriteBuffer {
     fn bytes_of<'a>(&'a self, chunk: &'a Chunk) -> &'a [u8] {
         match chunk {
             Chunk::Head(range) => &self.buf[range.clone()],
-            Chunk::Payload(payload) => payload,
+            Chunk::Payload(message) => &message.payload,
         }
     }
 

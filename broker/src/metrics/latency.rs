@@ -3,8 +3,9 @@
 //! Every delivered message is one observation. A `prometheus::Histogram` updates four shared
 //! atomics per observation (a shard word, the bucket, a compare-and-swap loop on the sum, the
 //! count), so two cores delivering two million messages a second took turns on the same cache
-//! lines millions of times a second. Here each thread records into its own stripe, and a write
-//! of a whole batch adds each bucket it touched once ([`LatencyHistogram::observe_batch`]).
+//! lines millions of times a second. Here each thread records into a stripe it alone writes
+//! (plain stores, no `lock`ed additions: [`super::stripe`]), and a write of a whole batch adds to each
+//! bucket it touched once ([`LatencyHistogram::observe_batch`]).
 //! Scrapes sum the stripes and export an ordinary Prometheus histogram, so the metric's name,
 //! type, buckets and meaning are unchanged.
 
@@ -15,11 +16,7 @@ use std::time::{Duration, Instant};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
 
-use crate::alloc;
-
-/// Stripes of counters, one per thread as the allocator counters assign them
-/// ([`alloc::thread_stripe`]); threads beyond this many share stripes.
-const STRIPES: usize = alloc::STRIPES;
+use super::stripe::{Writer, STRIPES};
 /// Most buckets a histogram may have (the last counts what exceeds every bound).
 const MAX_BUCKETS: usize = 32;
 /// Batches up to this size update the shared buckets one observation at a time.
@@ -80,16 +77,18 @@ impl LatencyHistogram {
     /// Records one latency.
     pub fn observe(&self, latency: Duration) {
         let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-        let stripe = &self.stripes[alloc::thread_stripe()];
-        stripe.counts[self.bucket(nanos)].fetch_add(1, Relaxed);
-        stripe.sum_nanos.fetch_add(nanos, Relaxed);
+        let writer = Writer::current();
+        let stripe = &self.stripes[writer.index()];
+        writer.add(&stripe.counts[self.bucket(nanos)], 1);
+        writer.add(&stripe.sum_nanos, nanos);
     }
 
     /// Records the latency of every message received at one of `received` and delivered at
     /// `now`: a batch of up to [`SMALL_BATCH`] adds to its buckets directly; a larger one is
     /// counted locally first, then updates each bucket it touched once.
     pub fn observe_batch(&self, now: Instant, received: &[Instant]) {
-        let stripe = &self.stripes[alloc::thread_stripe()];
+        let writer = Writer::current();
+        let stripe = &self.stripes[writer.index()];
         let nanos_since = |at: &Instant| {
             u64::try_from(now.saturating_duration_since(*at).as_nanos()).unwrap_or(u64::MAX)
         };
@@ -99,10 +98,10 @@ impl LatencyHistogram {
             let mut sum = 0u64;
             for at in received {
                 let nanos = nanos_since(at);
-                stripe.counts[self.bucket(nanos)].fetch_add(1, Relaxed);
+                writer.add(&stripe.counts[self.bucket(nanos)], 1);
                 sum = sum.saturating_add(nanos);
             }
-            stripe.sum_nanos.fetch_add(sum, Relaxed);
+            writer.add(&stripe.sum_nanos, sum);
             return;
         }
         let mut counts = [0u64; MAX_BUCKETS];
@@ -114,10 +113,10 @@ impl LatencyHistogram {
         }
         for (total, n) in stripe.counts.iter().zip(counts) {
             if n > 0 {
-                total.fetch_add(n, Relaxed);
+                writer.add(total, n);
             }
         }
-        stripe.sum_nanos.fetch_add(sum, Relaxed);
+        writer.add(&stripe.sum_nanos, sum);
     }
 }
 

@@ -8,6 +8,7 @@
 mod collector;
 mod latency;
 mod pools;
+mod stripe;
 
 use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
 

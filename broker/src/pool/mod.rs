@@ -41,7 +41,7 @@ use bytes::BytesMut;
 use crossbeam_queue::ArrayQueue;
 
 pub use message::{messages, MessagePool, MESSAGE_POOL_CAPACITY};
-pub use shared::{Handles, MessageRef};
+pub use shared::{flush_deferred_releases, DeferredRef, Handles, MessageRef};
 
 use crate::delivery::WriteBuffer;
 use crate::router::Match;

@@ -133,6 +133,129 @@ impl MessageRef {
     }
 }
 
+impl MessageRef {
+    /// Gives this reference up later, on this thread, together with the other references to
+    /// the same message given up meanwhile: see [`DeferredReleases`].
+    pub fn release_later(self) {
+        let block = self.0;
+        std::mem::forget(self);
+        if DEFERRED.try_with(|d| d.borrow_mut().add(block)).is_err() {
+            // SAFETY: the reference `self` owned, forgotten above and used nowhere else.
+            unsafe { MessageRef::release(block, 1) }
+        }
+    }
+}
+
+/// A handle given up with [`MessageRef::release_later`] when it is dropped: for the handles the
+/// message path drops by the thousand, one per delivery (the payloads listed for a write).
+pub struct DeferredRef(std::mem::ManuallyDrop<MessageRef>);
+
+impl From<MessageRef> for DeferredRef {
+    fn from(handle: MessageRef) -> DeferredRef {
+        DeferredRef(std::mem::ManuallyDrop::new(handle))
+    }
+}
+
+impl Drop for DeferredRef {
+    fn drop(&mut self) {
+        // SAFETY: the handle is taken once, here, and `self` is never used again.
+        unsafe { std::mem::ManuallyDrop::take(&mut self.0) }.release_later();
+    }
+}
+
+impl Deref for DeferredRef {
+    type Target = Message;
+    fn deref(&self) -> &Message {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DeferredRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+/// Slots for messages with deferred releases, per thread (a power of two).
+const DEFERRED_SLOTS: usize = 256;
+
+/// References given up on one thread and not yet subtracted, counted per message.
+///
+/// In a fan-out every subscriber drops its handle on the same message once it is written, from
+/// whichever core runs that subscriber: one subtraction per delivery on a line both cores
+/// write. Subscribers written one after another on one thread give up handles on the same
+/// messages (a write takes up to a few dozen queued messages), so counting them here first
+/// turns up to thousands of contended subtractions into one per message per thread. A message
+/// waits in its slot until another message needs the slot or [`flush_deferred_releases`] runs
+/// (the broker's runtime calls it whenever a worker goes idle), so at most [`DEFERRED_SLOTS`]
+/// messages per thread wait, and none once the thread has nothing to do.
+struct DeferredReleases {
+    /// A message and the references given up on it, direct-mapped by address.
+    slots: [(Option<NonNull<Block>>, usize); DEFERRED_SLOTS],
+    /// The occupied slots, so a flush visits only those.
+    occupied: [u8; DEFERRED_SLOTS],
+    occupied_len: usize,
+}
+
+const _: () = assert!(DEFERRED_SLOTS.is_power_of_two() && DEFERRED_SLOTS <= 256);
+
+thread_local! {
+    static DEFERRED: std::cell::RefCell<DeferredReleases> =
+        const {
+            std::cell::RefCell::new(DeferredReleases {
+                slots: [(None, 0); DEFERRED_SLOTS],
+                occupied: [0; DEFERRED_SLOTS],
+                occupied_len: 0,
+            })
+        };
+}
+
+impl DeferredReleases {
+    fn add(&mut self, block: NonNull<Block>) {
+        // Fibonacci hashing of the address: blocks are 128-byte aligned, so the low bits say
+        // nothing.
+        let hash = (block.as_ptr() as usize >> 7).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
+        let index = hash >> (usize::BITS - DEFERRED_SLOTS.trailing_zeros());
+        let slot = &mut self.slots[index];
+        match *slot {
+            (Some(held), ref mut n) if held == block => *n += 1,
+            (Some(held), n) => {
+                // A collision: the older message's references go back now.
+                *slot = (Some(block), 1);
+                // SAFETY: the slot owned the `n` references given to it by `release_later`.
+                unsafe { MessageRef::release(held, n) }
+            }
+            (None, _) => {
+                *slot = (Some(block), 1);
+                self.occupied[self.occupied_len] = index as u8;
+                self.occupied_len += 1;
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        for &index in &self.occupied[..self.occupied_len] {
+            if let (Some(block), n) = std::mem::take(&mut self.slots[usize::from(index)]) {
+                // SAFETY: as in `add`: the slot owned these references.
+                unsafe { MessageRef::release(block, n) }
+            }
+        }
+        self.occupied_len = 0;
+    }
+}
+
+impl Drop for DeferredReleases {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// Subtracts every reference this thread has given up with [`MessageRef::release_later`],
+/// recycling the messages no one else holds.
+pub fn flush_deferred_releases() {
+    let _ = DEFERRED.try_with(|d| d.borrow_mut().flush());
+}
+
 impl Clone for MessageRef {
     fn clone(&self) -> Self {
         self.acquire(1);
@@ -328,6 +451,53 @@ mod tests {
             workers.into_iter().map(|w| w.join().unwrap()).sum()
         });
         assert_eq!(recycled, 1, "one message, recycled once");
+    }
+
+    #[test]
+    fn references_given_up_later_are_subtracted_once_per_message_at_the_flush() {
+        on_fresh_thread(|| {
+            let message = message();
+            let mut handles = message.handles();
+            let taken: Vec<MessageRef> = (0..100).map(|_| handles.next_ref()).collect();
+            drop(handles);
+            let payloads: Vec<DeferredRef> = taken.into_iter().map(DeferredRef::from).collect();
+            assert_eq!(
+                &*payloads[0].payload, b"payload",
+                "a deferred handle still reads"
+            );
+            drop(payloads);
+            assert_eq!(count(&message), 101, "nothing subtracted yet");
+            flush_deferred_releases();
+            assert_eq!(count(&message), 1, "all hundred at once");
+            drop(message);
+            assert_eq!(local_len(), 1, "recycled by its last reference");
+        });
+    }
+
+    #[test]
+    fn more_messages_than_slots_are_each_released_exactly_once() {
+        on_fresh_thread(|| {
+            let messages: Vec<MessageRef> = (0..3 * DEFERRED_SLOTS).map(|_| message()).collect();
+            for round in 0..3 {
+                for m in &messages {
+                    m.clone().release_later();
+                }
+                assert!(messages.iter().all(|m| count(m) <= 2 + round));
+            }
+            // Collisions gave some back early; the flush gives back the rest.
+            flush_deferred_releases();
+            assert!(messages.iter().all(|m| count(m) == 1));
+        });
+    }
+
+    #[test]
+    fn a_thread_that_ends_gives_up_what_it_deferred() {
+        let message = message();
+        let clones: Vec<MessageRef> = (0..10).map(|_| message.clone()).collect();
+        std::thread::spawn(move || clones.into_iter().for_each(MessageRef::release_later))
+            .join()
+            .unwrap();
+        assert_eq!(count(&message), 1);
     }
 
     #[test]
