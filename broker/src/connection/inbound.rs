@@ -1,5 +1,6 @@
 //! Handling each packet a client sends after CONNECT.
 
+use super::run::PublishRun;
 use super::{Close, Connection, Transport};
 use crate::codec::topic::{has_wildcard, split_shared};
 use crate::codec::{
@@ -21,9 +22,14 @@ impl<S> Connection<S>
 where
     S: Transport,
 {
-    pub(super) fn handle(&mut self, packet: Packet) -> Result<(), Close> {
+    /// Handles one packet. QoS 0 PUBLISH packets may wait in `run`; any other packet routes the
+    /// run first, so it is handled after everything received before it.
+    pub(super) fn handle(&mut self, packet: Packet, run: &mut PublishRun) -> Result<(), Close> {
+        if !matches!(packet, Packet::Publish(_)) {
+            run.flush(&self.broker);
+        }
         match packet {
-            Packet::Publish(publish) => self.on_publish(publish),
+            Packet::Publish(publish) => self.on_publish(publish, run),
             Packet::PubAck(ack) => {
                 self.attached
                     .session
@@ -120,7 +126,7 @@ where
         }
     }
 
-    fn on_publish(&mut self, mut publish: Publish) -> Result<(), Close> {
+    fn on_publish(&mut self, mut publish: Publish, run: &mut PublishRun) -> Result<(), Close> {
         let received = std::time::Instant::now();
         Stats::add(&self.listener_publishes, 1);
         let settings = self.broker.settings();
@@ -224,6 +230,11 @@ where
             Some(self.client_id().clone()),
         )
         .map_err(|e| Close::violation(ReasonCode::ImplementationSpecificError, e.to_string()))?;
+        if PublishRun::admits(&message) {
+            run.push(&self.broker, message);
+            return Ok(());
+        }
+        run.flush(&self.broker);
         let routed = self.broker.publish(message);
         let reason = ack_reason(routed);
         if qos != QoS::AtMostOnce {
@@ -359,7 +370,7 @@ where
                     shared_group: None,
                 };
                 self.broker
-                    .offer(&self.attached.session, item, &mut routed, &mut now);
+                    .offer(&self.attached.session, [item], &mut routed, &mut now);
             }
         }
         Ok(())

@@ -13,6 +13,7 @@ mod handshake;
 mod inbound;
 mod outbound;
 mod peer;
+mod run;
 mod transport;
 
 use close::reason_for;
@@ -20,6 +21,7 @@ pub use close::Close;
 pub use transport::Transport;
 
 use peer::Peer;
+use run::PublishRun;
 
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
@@ -475,13 +477,21 @@ where
 
     /// Decodes and handles every whole packet in the read buffer.
     fn handle_buffered(&mut self) -> Result<(), Close> {
-        loop {
+        let mut run = PublishRun::default();
+        let result = loop {
             match self.decoder.decode(&mut self.rbuf) {
-                Ok(Some(packet)) => self.handle(packet)?,
-                Ok(None) => return Ok(()),
-                Err(error) => return Err(Close::violation(reason_for(&error), error.to_string())),
+                Ok(Some(packet)) => {
+                    if let Err(close) = self.handle(packet, &mut run) {
+                        break Err(close);
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(error) => break Err(Close::violation(reason_for(&error), error.to_string())),
             }
-        }
+        };
+        // What was received before a packet that closes the connection is still delivered.
+        run.flush(&self.broker);
+        result
     }
 }
 

@@ -268,7 +268,7 @@ impl Broker {
                     subscription_ids: SubscriptionIds::from_slice(&m.subscription_ids),
                     ..item
                 };
-                self.offer(&session, moved, &mut routed, &mut now);
+                self.offer(&session, [moved], &mut routed, &mut now);
             }
             None => {
                 let limits = &self.settings().limits;

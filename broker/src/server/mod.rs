@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use parking_lot::RwLock;
+use smallvec::SmallVec;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -53,6 +54,9 @@ pub struct Broker {
     pub asleep: AtomicUsize,
     assigned_ids: AtomicU64,
 }
+
+/// Most messages [`Broker::route_run`] takes at once (longer runs are routed in parts).
+pub const MAX_RUN: usize = 64;
 
 /// What routing one message did, for the publisher's PUBACK/PUBREC reason code.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -146,26 +150,44 @@ impl Broker {
 
     /// Routes `message` to every matching subscription: one delivery per client (overlapping
     /// subscriptions merged, section 3.3.4), one member per shared group (section 4.8.2).
+    pub fn route(&self, message: &MessageRef) -> Routed {
+        self.route_run(std::slice::from_ref(message))
+    }
+
+    /// Routes a run of messages with one topic from one publisher, in order, as [`route`]
+    /// routes each: they match the same subscriptions, so the tree is searched once, and each
+    /// subscriber's queue is locked, filled and its connection woken once for the whole run
+    /// instead of once per message. (A shared group's member is picked once per run.)
     ///
     /// Deliveries are queued while the tree's read lock is held, borrowing each subscription's
-    /// session from the tree: nothing is cloned per subscriber but the message handle, and
-    /// those handles are counted in batches ([`Handles`]).
-    pub fn route(&self, message: &MessageRef) -> Routed {
+    /// session from the tree: nothing is cloned per subscriber but the message handles, and
+    /// those are counted in batches ([`Handles`]).
+    ///
+    /// [`route`]: Broker::route
+    pub fn route_run(&self, run: &[MessageRef]) -> Routed {
         let mut routed = Routed::default();
+        let Some(first) = run.first() else {
+            return routed;
+        };
+        debug_assert!(run
+            .iter()
+            .all(|m| m.topic == first.topic && m.publisher == first.publisher));
         let mut now = LazyNow::new();
-        let mut handles = message.handles();
+        let mut handles: SmallVec<[Handles<'_>; MAX_RUN]> =
+            run.iter().map(MessageRef::handles).collect();
         self.router.read().visit_matches(
-            &message.topic,
-            message.publisher.as_ref(),
+            &first.topic,
+            first.publisher.as_ref(),
             &|client| self.is_attached(client),
-            &mut |m| self.deliver_match(&mut handles, m, &mut routed, &mut now),
+            &mut |m| self.deliver_match(run, &mut handles, m, &mut routed, &mut now),
         );
         routed
     }
 
     fn deliver_match(
         &self,
-        handles: &mut Handles<'_>,
+        run: &[MessageRef],
+        handles: &mut [Handles<'_>],
         m: MatchRef<'_>,
         routed: &mut Routed,
         now: &mut LazyNow,
@@ -176,43 +198,48 @@ impl Broker {
             debug_assert!(false, "unlinked subscription for {}", m.client);
             return;
         };
-        let message = handles.next_ref();
-        let item = Outgoing {
+        let items = run.iter().zip(handles).map(|(message, handles)| Outgoing {
             qos: message.qos.min(m.qos),
             // [MQTT-3.3.1-12/13]: RETAIN is cleared unless Retain As Published.
             retain: message.retain && m.retain_as_published,
-            message,
+            message: handles.next_ref(),
             subscription_ids: SubscriptionIds::from_slice(m.subscription_ids),
             shared_group: m.shared_group.cloned(),
-        };
-        self.offer(session, item, routed, now);
+        });
+        self.offer(session, items, routed, now);
     }
 
-    /// Queues one delivery on a session, counting the outcome.
-    pub fn offer(&self, session: &Session, item: Outgoing, routed: &mut Routed, now: &mut LazyNow) {
+    /// Queues deliveries on a session, in order, counting the outcomes.
+    pub fn offer(
+        &self,
+        session: &Session,
+        items: impl IntoIterator<Item = Outgoing>,
+        routed: &mut Routed,
+        now: &mut LazyNow,
+    ) {
         let limits = &self.settings().limits;
-        let qos = item.qos;
-        match session.deliver(
-            item,
+        session.deliver(
+            items,
             limits.max_queued_messages as usize,
             limits.queue_full_policy,
             now,
-        ) {
-            Enqueued::Queued => routed.delivered += 1,
-            Enqueued::QueuedDroppingOldest => {
-                routed.delivered += 1;
-                self.stats.dropped(DropReason::QueueFull);
-            }
-            Enqueued::Rejected => {
-                self.stats.dropped(DropReason::QueueFull);
-                if qos != QoS::AtMostOnce {
-                    routed.rejected += 1;
+            |enqueued, qos| match enqueued {
+                Enqueued::Queued => routed.delivered += 1,
+                Enqueued::QueuedDroppingOldest => {
+                    routed.delivered += 1;
+                    self.stats.dropped(DropReason::QueueFull);
                 }
-            }
-            Enqueued::Expired => {
-                self.stats.dropped(DropReason::Expired);
-            }
-        }
+                Enqueued::Rejected => {
+                    self.stats.dropped(DropReason::QueueFull);
+                    if qos != QoS::AtMostOnce {
+                        routed.rejected += 1;
+                    }
+                }
+                Enqueued::Expired => {
+                    self.stats.dropped(DropReason::Expired);
+                }
+            },
+        );
     }
 
     /// Stores or deletes the retained message for a topic (section 3.3.1.3): a zero-length
@@ -232,13 +259,24 @@ impl Broker {
 
     /// Publishes a message from any source (client, Will, $SYS): retains it if asked, routes it.
     pub fn publish(&self, message: MessageRef) -> Routed {
-        self.stats.received(message.qos);
         if message.retain && self.settings().features.retain_available {
             self.retain(&message);
         }
-        let routed = self.route(&message);
+        self.publish_run(std::slice::from_ref(&message))
+    }
+
+    /// Publishes a run of messages that are not to be retained, with one topic and publisher
+    /// ([`Broker::route_run`]). A run that reaches no subscriber counts each message as
+    /// dropped for want of one.
+    pub fn publish_run(&self, run: &[MessageRef]) -> Routed {
+        for message in run {
+            self.stats.received(message.qos);
+        }
+        let routed = self.route_run(run);
         if routed.delivered == 0 && routed.rejected == 0 {
-            self.stats.dropped(DropReason::NoSubscribers);
+            for _ in run {
+                self.stats.dropped(DropReason::NoSubscribers);
+            }
         }
         routed
     }
@@ -251,6 +289,60 @@ mod tests {
     use super::*;
     use crate::codec::ByteString;
     use crate::session::Message;
+
+    fn qos0(topic: &str, n: u8) -> MessageRef {
+        Message::pooled(
+            ByteString::from(topic.to_string()),
+            QoS::AtMostOnce,
+            false,
+            Bytes::from(vec![n]),
+            Default::default(),
+            Some(ByteString::from_static("publisher")),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_run_is_queued_in_order_and_a_full_queue_drops_per_message() {
+        let mut config = BrokerConfig::default();
+        config.settings.limits.max_queued_messages = 3;
+        let broker = Broker::new(config).unwrap();
+        let client = ByteString::from_static("sub");
+        let attached = broker.attach(
+            &client,
+            AttachParams {
+                clean_start: true,
+                expiry_interval: 0,
+                version: crate::codec::ProtocolVersion::V3_1_1,
+                receive_maximum: 10,
+                maximum_packet_size: u32::MAX,
+            },
+        );
+        let subscription = crate::router::Subscription {
+            options: Default::default(),
+            identifier: None,
+            session: crate::session::SessionLink::to(&attached.session),
+        };
+        broker
+            .router
+            .write()
+            .subscribe("run/t", &client, subscription);
+        let run: Vec<MessageRef> = (1..=5).map(|n| qos0("run/t", n)).collect();
+        let routed = broker.publish_run(&run);
+        assert_eq!(
+            routed.delivered, 5,
+            "each message was queued, the oldest dropped"
+        );
+        assert_eq!(broker.stats.received_total(), 5);
+        assert_eq!(broker.stats.dropped_count(DropReason::QueueFull), 2);
+        let st = attached.session.state.lock();
+        let queued: Vec<u8> = st.queue.iter().map(|q| q.message.payload[0]).collect();
+        assert_eq!(queued, [3, 4, 5]);
+        drop(st);
+        let nobody: Vec<MessageRef> = (1..=4).map(|n| qos0("run/none", n)).collect();
+        assert_eq!(broker.publish_run(&nobody), Routed::default());
+        assert_eq!(broker.stats.dropped_count(DropReason::NoSubscribers), 4);
+    }
 
     #[test]
     fn a_retained_message_does_not_keep_the_buffer_it_arrived_in() {

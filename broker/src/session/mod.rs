@@ -191,20 +191,27 @@ impl Session {
         })
     }
 
-    /// Offers a message to this session and wakes its connection.
+    /// Offers messages to this session, in order, under one lock, and wakes its connection
+    /// once if any was queued; `outcome` learns what became of each (and its QoS).
     pub fn deliver(
         &self,
-        item: Outgoing,
+        items: impl IntoIterator<Item = Outgoing>,
         max_queued: usize,
         policy: QueueFullPolicy,
         now: &mut LazyNow,
-    ) -> Enqueued {
+        mut outcome: impl FnMut(Enqueued, QoS),
+    ) {
         let mut state = self.state.lock();
-        let result = state.enqueue(item, max_queued, policy, now);
-        if matches!(result, Enqueued::Queued | Enqueued::QueuedDroppingOldest) {
+        let mut queued = false;
+        for item in items {
+            let qos = item.qos;
+            let result = state.enqueue(item, max_queued, policy, now);
+            queued |= matches!(result, Enqueued::Queued | Enqueued::QueuedDroppingOldest);
+            outcome(result, qos);
+        }
+        if queued {
             state.wake();
         }
-        result
     }
 }
 

@@ -141,3 +141,67 @@ async fn mqtt_4_6_0_6_ordered_topic_delivery() {
     }
     broker.shutdown().await;
 }
+
+/// A PUBLISH whose payload is its place in the sequence sent.
+fn numbered(topic: &str, qos: QoS, n: u16, retain: bool) -> Packet {
+    Packet::Publish(Publish {
+        qos,
+        retain,
+        topic: topic.into(),
+        packet_id: if qos == QoS::AtMostOnce { 0 } else { n },
+        payload: bytes::Bytes::copy_from_slice(&n.to_be_bytes()),
+        ..Publish::default()
+    })
+}
+
+#[tokio::test]
+async fn mqtt_4_6_0_6_one_read_of_mixed_topics_and_kinds_arrives_in_the_order_sent() {
+    // QoS 0 messages on one topic are routed together; a change of topic, a QoS 1 or retained
+    // PUBLISH, or another packet must still see them delivered first.
+    let broker = start().await;
+    let mut s = connect(&broker, "s").await;
+    sub(&mut s, 1, "mix/#", QoS::AtLeastOnce).await;
+    let mut p = connect(&broker, "p").await;
+    let plan: Vec<(&str, QoS, bool)> = std::iter::empty()
+        .chain(std::iter::repeat_n(("mix/a", QoS::AtMostOnce, false), 150))
+        .chain(std::iter::repeat_n(("mix/b", QoS::AtMostOnce, false), 3))
+        .chain([("mix/a", QoS::AtMostOnce, false)])
+        .chain([("mix/a", QoS::AtLeastOnce, false)])
+        .chain(std::iter::repeat_n(("mix/a", QoS::AtMostOnce, false), 5))
+        .chain([("mix/a", QoS::AtMostOnce, true)])
+        .chain(std::iter::repeat_n(("mix/b", QoS::AtMostOnce, false), 4))
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    for (n, (topic, qos, retain)) in plan.iter().enumerate() {
+        encode(&numbered(topic, *qos, n as u16 + 1, *retain), V4, &mut buf).unwrap();
+    }
+    encode(&Packet::PingReq, V4, &mut buf).unwrap();
+    p.send_raw(&buf).await;
+    for (n, (topic, _, _)) in plan.iter().enumerate() {
+        let got = s.expect_publish().await;
+        assert_eq!((&*got.topic, seq(&got)), (*topic, n as u16 + 1));
+        if got.qos == QoS::AtLeastOnce {
+            puback(&mut s, got.packet_id).await;
+        }
+    }
+    assert_eq!(p.recv().await, Packet::PubAck(ack(155)));
+    assert_eq!(p.recv().await, Packet::PingResp);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn publishes_read_before_a_malformed_packet_are_delivered() {
+    let broker = start().await;
+    let mut s = connect(&broker, "s").await;
+    sub(&mut s, 1, "bad/after", QoS::AtMostOnce).await;
+    let mut p = connect(&broker, "p").await;
+    let mut buf = bytes::BytesMut::from(&publishes("bad/after", QoS::AtMostOnce, 10)[..]);
+    // A PUBLISH with QoS 3 is malformed [MQTT-3.3.1-4].
+    buf.extend_from_slice(&[0x36, 0x05, 0x00, 0x01, b't', 0x00, 0x01]);
+    p.send_raw(&buf).await;
+    for n in 1..=10 {
+        assert_eq!(seq(&s.expect_publish().await), n);
+    }
+    assert!(matches!(p.recv_within(WAIT).await, Received::Closed));
+    broker.shutdown().await;
+}
