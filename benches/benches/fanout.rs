@@ -19,7 +19,10 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
 use ferrumq_benches::fanout::FanoutHarness;
 use ferrumq_benches::report_allocs;
 use ferrumq_broker::alloc::CountingAllocator;
@@ -30,12 +33,18 @@ static A: CountingAllocator = CountingAllocator;
 
 const PAYLOAD: usize = 1024;
 
-fn fanout(c: &mut Criterion) {
-    let mut group = c.benchmark_group("fanout");
+/// A benchmark group sized for operations of microseconds to milliseconds.
+fn short_group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(name);
     group
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(20);
+    group
+}
+
+fn fanout(c: &mut Criterion) {
+    let mut group = short_group(c, "fanout");
     for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
         for subscribers in [1usize, 10, 100, 1000] {
             let mut harness = FanoutHarness::new(subscribers, qos, PAYLOAD);
@@ -53,5 +62,31 @@ fn fanout(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fanout);
+/// Messages per run in [`fanout_run`]: the most a connection routes together.
+const RUN: usize = ferrumq_broker::server::MAX_RUN;
+
+/// Fan-out of QoS 0 messages that arrive together, as from a publisher streaming to one topic:
+/// one operation is [`FanoutHarness::publish_run`] with [`RUN`] PUBLISH packets (1 KiB
+/// payloads) in one read: decode them all, route them as one run (the broker's connections do
+/// the same with consecutive QoS 0 messages on one topic), then every subscriber moves its
+/// [`RUN`] messages into its outbox as ready-to-write bytes in one collect and marks them
+/// written. Throughput is counted in deliveries (messages × subscribers), so the per-element
+/// time is the cost of one delivery.
+fn fanout_run(c: &mut Criterion) {
+    let mut group = short_group(c, "fanout_run");
+    for subscribers in [1usize, 10, 100, 1000] {
+        let mut harness = FanoutHarness::new(subscribers, QoS::AtMostOnce, PAYLOAD);
+        let iters = (20_000 / (subscribers * RUN) as u64).max(10);
+        report_allocs(&format!("fanout_run/qos0/{subscribers}"), iters, || {
+            black_box(harness.publish_run(RUN));
+        });
+        group.throughput(Throughput::Elements((subscribers * RUN) as u64));
+        group.bench_function(BenchmarkId::new(format!("qos0x{RUN}"), subscribers), |b| {
+            b.iter(|| black_box(harness.publish_run(RUN)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, fanout, fanout_run);
 criterion_main!(benches);

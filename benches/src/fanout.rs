@@ -20,8 +20,9 @@ use ferrumq_broker::codec::{
 use ferrumq_broker::config::BrokerConfig;
 use ferrumq_broker::delivery::{ClientLimits, Outbox};
 use ferrumq_broker::pool;
+use ferrumq_broker::pool::MessageRef;
 use ferrumq_broker::router::Subscription;
-use ferrumq_broker::server::{AttachParams, Attached, Broker};
+use ferrumq_broker::server::{AttachParams, Attached, Broker, MAX_RUN};
 use ferrumq_broker::session::{Message, SessionLink};
 
 /// The topic every subscriber of the harness subscribes to.
@@ -40,6 +41,8 @@ pub struct FanoutHarness {
     read_buffer: BytesMut,
     decoder: Decoder,
     publisher: ByteString,
+    /// The messages of a run, kept between runs with its capacity.
+    run: Vec<MessageRef>,
 }
 
 impl FanoutHarness {
@@ -106,6 +109,7 @@ impl FanoutHarness {
             read_buffer: BytesMut::with_capacity(128 * 1024),
             decoder: Decoder::with_version(version, MAX_PACKET_SIZE_LIMIT),
             publisher: ByteString::from_static("publisher"),
+            run: Vec::with_capacity(MAX_RUN),
         }
     }
 
@@ -117,11 +121,40 @@ impl FanoutHarness {
     /// number of bytes made ready, summed over subscribers.
     pub fn publish_once(&mut self) -> usize {
         self.read_buffer.extend_from_slice(&self.wire);
+        let message = self.decode_one();
+        let routed = self.broker.publish(message);
+        debug_assert_eq!(routed.delivered, self.subscribers.len());
+        self.write_all()
+    }
+
+    /// `count` QoS 0 PUBLISH packets arriving in one read, as a publisher streaming to one topic
+    /// sends them (at most [`MAX_RUN`]): decoded, routed as one run as the broker's
+    /// connections route them, then written by every subscriber in one go. Returns the bytes
+    /// made ready, summed over subscribers.
+    pub fn publish_run(&mut self, count: usize) -> usize {
+        assert!(count <= MAX_RUN, "a run holds at most {MAX_RUN} messages");
+        for _ in 0..count {
+            self.read_buffer.extend_from_slice(&self.wire);
+        }
+        let mut run = std::mem::take(&mut self.run);
+        run.extend((0..count).map(|_| self.decode_one()));
+        assert!(
+            run.iter().all(|m| m.qos == QoS::AtMostOnce),
+            "runs are QoS 0"
+        );
+        let routed = self.broker.publish_run(&run);
+        debug_assert_eq!(routed.delivered, count * self.subscribers.len());
+        run.clear();
+        self.run = run;
+        self.write_all()
+    }
+
+    fn decode_one(&mut self) -> MessageRef {
         let publish = match self.decoder.decode(&mut self.read_buffer) {
             Ok(Some(Packet::Publish(publish))) => publish,
             other => panic!("the harness's own PUBLISH did not decode: {other:?}"),
         };
-        let message = Message::pooled(
+        Message::pooled(
             publish.topic,
             publish.qos,
             publish.retain,
@@ -129,9 +162,11 @@ impl FanoutHarness {
             publish.properties,
             Some(self.publisher.clone()),
         )
-        .expect("encodable message");
-        let routed = self.broker.publish(message);
-        debug_assert_eq!(routed.delivered, self.subscribers.len());
+        .expect("encodable message")
+    }
+
+    /// Every subscriber moves what is queued for it into its outbox, and the outbox is written.
+    fn write_all(&mut self) -> usize {
         let stats = &self.broker.stats;
         let mut ready = 0;
         for subscriber in &mut self.subscribers {
@@ -142,7 +177,7 @@ impl FanoutHarness {
             ready += subscriber.outbox.pending_len();
             subscriber.outbox.discard_pending(stats);
         }
-        // The worker is done with this PUBLISH and would go idle here, which is when the
+        // The worker is done with this read and would go idle here, which is when the
         // broker's runtime gives up the handles its deliveries released.
         pool::flush_deferred_releases();
         ready

@@ -60,3 +60,16 @@ fn qos2_fanout_allocates_nothing_once_warm() {
     let mut harness = FanoutHarness::new(100, QoS::ExactlyOnce, 1024);
     assert_eq!(allocations_after_warm_up(&mut harness, 50, 50), 0);
 }
+
+#[test]
+fn a_run_of_qos0_publishes_to_1000_subscribers_allocates_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut harness = FanoutHarness::new(1000, QoS::AtMostOnce, 1024);
+    let run = ferrumq_broker::server::MAX_RUN;
+    for _ in 0..10 {
+        harness.publish_run(run);
+    }
+    let (ready, stats) = alloc::count(|| harness.publish_run(run));
+    assert!(ready > 0);
+    assert_eq!(stats.allocating_calls(), 0);
+}
