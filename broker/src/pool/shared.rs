@@ -136,7 +136,13 @@ impl MessageRef {
 impl MessageRef {
     /// Gives this reference up later, on this thread, together with the other references to
     /// the same message given up meanwhile: see [`DeferredReleases`].
+    ///
+    /// A message with a payload over [`DEFER_MAX_PAYLOAD`] is given up at once: what it would
+    /// save is nothing next to writing the payload, and it would keep that much memory.
     pub fn release_later(self) {
+        if self.payload.len() > DEFER_MAX_PAYLOAD {
+            return;
+        }
         let block = self.0;
         std::mem::forget(self);
         if DEFERRED.try_with(|d| d.borrow_mut().add(block)).is_err() {
@@ -178,6 +184,10 @@ impl std::fmt::Debug for DeferredRef {
 
 /// Slots for messages with deferred releases, per thread (a power of two).
 const DEFERRED_SLOTS: usize = 256;
+/// References a thread defers before it gives them all up, busy or not.
+const FLUSH_EVERY: u32 = 4096;
+/// The largest payload whose message may wait in a thread's table.
+pub const DEFER_MAX_PAYLOAD: usize = 16 * 1024;
 
 /// References given up on one thread and not yet subtracted, counted per message.
 ///
@@ -186,15 +196,20 @@ const DEFERRED_SLOTS: usize = 256;
 /// write. Subscribers written one after another on one thread give up handles on the same
 /// messages (a write takes up to a few dozen queued messages), so counting them here first
 /// turns up to thousands of contended subtractions into one per message per thread. A message
-/// waits in its slot until another message needs the slot or [`flush_deferred_releases`] runs
-/// (the broker's runtime calls it whenever a worker goes idle), so at most [`DEFERRED_SLOTS`]
-/// messages per thread wait, and none once the thread has nothing to do.
+/// waits in its slot until another message needs the slot, [`FLUSH_EVERY`] references have
+/// been deferred since the last flush (so a worker that never goes idle holds messages for a
+/// few thousand deliveries at most), or [`flush_deferred_releases`] runs (the broker's runtime
+/// calls it whenever a worker goes idle). At most [`DEFERRED_SLOTS`] messages of at most
+/// [`DEFER_MAX_PAYLOAD`] bytes each wait per thread, and none once the thread has nothing to
+/// do.
 struct DeferredReleases {
     /// A message and the references given up on it, direct-mapped by address.
     slots: [(Option<NonNull<Block>>, usize); DEFERRED_SLOTS],
     /// The occupied slots, so a flush visits only those.
     occupied: [u8; DEFERRED_SLOTS],
     occupied_len: usize,
+    /// References deferred since the last flush.
+    deferred: u32,
 }
 
 const _: () = assert!(DEFERRED_SLOTS.is_power_of_two() && DEFERRED_SLOTS <= 256);
@@ -206,12 +221,18 @@ thread_local! {
                 slots: [(None, 0); DEFERRED_SLOTS],
                 occupied: [0; DEFERRED_SLOTS],
                 occupied_len: 0,
+                deferred: 0,
             })
         };
 }
 
 impl DeferredReleases {
     fn add(&mut self, block: NonNull<Block>) {
+        self.deferred += 1;
+        if self.deferred > FLUSH_EVERY {
+            self.flush();
+            self.deferred = 1;
+        }
         // Fibonacci hashing of the address: blocks are 128-byte aligned, so the low bits say
         // nothing.
         let hash = (block.as_ptr() as usize >> 7).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
@@ -241,6 +262,7 @@ impl DeferredReleases {
             }
         }
         self.occupied_len = 0;
+        self.deferred = 0;
     }
 }
 
@@ -487,6 +509,37 @@ mod tests {
             // Collisions gave some back early; the flush gives back the rest.
             flush_deferred_releases();
             assert!(messages.iter().all(|m| count(m) == 1));
+        });
+    }
+
+    #[test]
+    fn a_busy_thread_gives_deferred_references_up_without_going_idle() {
+        on_fresh_thread(|| {
+            let held = message();
+            held.clone().release_later();
+            assert_eq!(count(&held), 2, "deferred");
+            let other = message();
+            for _ in 0..FLUSH_EVERY {
+                other.clone().release_later();
+            }
+            assert_eq!(
+                count(&held),
+                1,
+                "given up after FLUSH_EVERY more, with no flush"
+            );
+        });
+    }
+
+    #[test]
+    fn a_message_with_a_large_payload_is_given_up_at_once() {
+        on_fresh_thread(|| {
+            let large = MessageRef::new(|m| {
+                m.payload = bytes::Bytes::from(vec![0u8; DEFER_MAX_PAYLOAD + 1]);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+            large.clone().release_later();
+            assert_eq!(count(&large), 1);
         });
     }
 
