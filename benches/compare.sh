@@ -241,12 +241,12 @@ print(f"""
 - **Command:** \`benches/compare.sh\` (REPS=$REPS, DURATION=$DURATION s per run, storm bounded by $STORM_TIMEOUT s); each run:
   \`target/release/loadgen --host 127.0.0.1 --port PORT --scenario S --duration-secs $DURATION [--rate 10000] --payload 64 --broker-pid PID --json\`
 - **Machine:** \`nproc\` = $NPROC; \`lscpu\` model name: $MODEL; loopback only; fd limit $(ulimit -n)
-- **Load average:** before the run $LOAD_BEFORE; after $LOAD_AFTER (other engineers' builds on the same 2 cores)
+- **Load average:** before the run $LOAD_BEFORE; after $LOAD_AFTER (1-, 5- and 15-minute averages: they include whatever ran just before)
 - **Date:** $DATE; wall time $((T1 - T0)) s for $((REPS * ${#SCENARIOS[@]} * ${#BROKERS[@]})) runs
 - **Commit:** $COMMIT (uncommitted tracked changes in the tree: $DIRTY files)
 - **Brokers:** $FQ_VERSION (release, thin LTO); $MOSQ_VERSION (Debian package); $RUMQTT_VERSION (\`cargo install rumqttd\`)
 - **Conditions:** a fresh broker process per run; nothing pinned: broker and load generator share
-  the 2 cores, with each other and with the other engineers' builds. Runs interleave brokers
+  the 2 cores, with each other and with whatever else runs there. Runs interleave brokers
   (rep → scenario → broker) so load drift hits all three alike. Every cell is the **median of
   {len(set(r.get('rep') for r in runs))} runs**; n = runs with a value. 64-byte payloads, MQTT 3.1.1, QoS 0 unless noted.
   Broker settings: FerrumQ defaults (maxQueuedMessages 1000); Mosquitto \`max_queued_messages 1000\`,
