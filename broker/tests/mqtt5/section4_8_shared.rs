@@ -174,3 +174,41 @@ async fn mqtt_4_8_2_unsubscribed_member_gets_no_more_shares() {
     assert!(drain(&mut a).await.is_empty());
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn mqtt_4_8_2_a_burst_of_qos0_in_one_read_is_shared_once_each_and_in_order() {
+    // QoS 0 messages on one topic read together are routed in runs (at most 64), and a run
+    // goes to one member: over several runs both members get a share, every message goes to
+    // exactly one of them, and each member receives its share in the order published.
+    let broker = start().await;
+    let mut a = member(&broker, "a", QoS::AtMostOnce).await;
+    let mut b = member(&broker, "b", QoS::AtMostOnce).await;
+    let mut p = client(&broker, "p").await;
+    let mut burst = bytes::BytesMut::new();
+    for n in 0..200u16 {
+        let publish = Publish {
+            topic: "s/t".into(),
+            payload: Bytes::copy_from_slice(&n.to_be_bytes()),
+            ..Publish::default()
+        };
+        encode(&Packet::Publish(publish), V5, &mut burst).unwrap();
+    }
+    p.send_raw(&burst).await;
+    let seq = |got: Vec<Bytes>| -> Vec<u16> {
+        got.iter()
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .collect()
+    };
+    let (got_a, got_b) = (seq(drain(&mut a).await), seq(drain(&mut b).await));
+    assert!(
+        !got_a.is_empty() && !got_b.is_empty(),
+        "both members get a share"
+    );
+    for share in [&got_a, &got_b] {
+        assert!(share.windows(2).all(|w| w[0] < w[1]), "in order: {share:?}");
+    }
+    let mut all: Vec<u16> = got_a.into_iter().chain(got_b).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..200).collect::<Vec<u16>>(), "every message once");
+    broker.shutdown().await;
+}
