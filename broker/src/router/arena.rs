@@ -7,9 +7,11 @@
 //! does not grow memory beyond the high-water mark of live nodes.
 
 use std::borrow::Borrow;
-use std::collections::{hash_map, HashMap};
 use std::hash::{Hash, Hasher};
 use std::ops::{Index, IndexMut};
+
+use hashbrown::hash_map::{self, HashMap};
+use hashbrown::Equivalent;
 
 use super::hash::KeyedHashBuilder;
 
@@ -178,6 +180,24 @@ const LIST_BACK: usize = LIST_MAX / 2;
 
 type LevelMap = HashMap<Level, NodeId, KeyedHashBuilder>;
 
+/// A topic level as a child-map lookup key: hashed as a [`Level`] is, compared with
+/// [`bytes_eq`]. Looked up by `[u8]`, the map compared keys with a call to `memcmp` (a tenth
+/// of a `+` walk at 10K subscriptions).
+struct LevelKey<'a>(&'a [u8]);
+
+impl Hash for LevelKey<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl Equivalent<Level> for LevelKey<'_> {
+    #[inline]
+    fn equivalent(&self, key: &Level) -> bool {
+        bytes_eq(self.0, key.as_bytes())
+    }
+}
+
 /// Literal (non-wildcard) children of a node, keyed by topic level.
 ///
 /// The map hashes with [`KeyedHashBuilder`]: keyed (topic levels come from clients, and a
@@ -209,7 +229,7 @@ impl Children {
                 .iter()
                 .find(|(key, _)| bytes_eq(key.as_bytes(), level))
                 .map(|&(_, id)| id),
-            Children::Map(map) => map.get(level).copied(),
+            Children::Map(map) => map.get(&LevelKey(level)).copied(),
         }
     }
 
@@ -248,7 +268,7 @@ impl Children {
                 Some(id)
             }
             Children::Map(map) => {
-                let id = map.remove(level)?;
+                let id = map.remove(&LevelKey(level))?;
                 self.shrink();
                 Some(id)
             }
