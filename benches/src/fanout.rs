@@ -161,6 +161,7 @@ impl FanoutHarness {
             publish.payload,
             publish.properties,
             Some(self.publisher.clone()),
+            std::time::Instant::now(),
         )
         .expect("encodable message")
     }

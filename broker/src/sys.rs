@@ -90,6 +90,7 @@ fn publish_all(broker: &Broker) {
             Bytes::from(value),
             PublishProperties::default(),
             None,
+            std::time::Instant::now(),
         );
         if let Ok(message) = message {
             // Counted as broker traffic, not client traffic: route without the received counter.

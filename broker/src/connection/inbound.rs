@@ -127,7 +127,6 @@ where
     }
 
     fn on_publish(&mut self, mut publish: Publish, run: &mut PublishRun) -> Result<(), Close> {
-        let received = std::time::Instant::now();
         Stats::add(&self.listener_publishes, 1);
         let settings = self.broker.settings();
         if !publish.properties.subscription_identifiers.is_empty() {
@@ -228,6 +227,7 @@ where
             publish.payload,
             publish.properties,
             Some(self.client_id().clone()),
+            self.last_received,
         )
         .map_err(|e| Close::violation(ReasonCode::ImplementationSpecificError, e.to_string()))?;
         if PublishRun::admits(&message) {
@@ -238,7 +238,8 @@ where
         let routed = self.broker.publish(message);
         let reason = ack_reason(routed);
         if qos != QoS::AtMostOnce {
-            self.broker.stats.observe_ack(received.elapsed());
+            // From the read that brought the PUBLISH in to its acknowledgement.
+            self.broker.stats.observe_ack(self.last_received.elapsed());
         }
         self.ack(
             qos,

@@ -24,6 +24,7 @@ fn queue(st: &mut SessionState, payload: Bytes) {
         payload,
         Default::default(),
         None,
+        std::time::Instant::now(),
     )
     .unwrap();
     st.queue.push_back(Outgoing {

@@ -305,5 +305,6 @@ fn will_message(
         will.payload,
         properties,
         Some(client_id.clone()),
+        Instant::now(),
     )
 }

@@ -298,6 +298,7 @@ mod tests {
             Bytes::from(vec![n]),
             Default::default(),
             Some(ByteString::from_static("publisher")),
+            Instant::now(),
         )
         .unwrap()
     }
@@ -355,6 +356,7 @@ mod tests {
             read_buffer.slice(64..80),
             Default::default(),
             None,
+            Instant::now(),
         )
         .unwrap();
         broker.publish(message);

@@ -50,6 +50,8 @@ impl Default for Message {
 
 impl Message {
     /// A message in a pooled envelope, shared from here on by reference counting.
+    /// `received_at` is when its bytes were read (a connection reads the clock once per read,
+    /// not per message): delivery latency and Message Expiry count from it.
     pub fn pooled(
         topic: ByteString,
         qos: QoS,
@@ -57,6 +59,7 @@ impl Message {
         payload: Bytes,
         mut properties: PublishProperties,
         publisher: Option<ByteString>,
+        received_at: Instant,
     ) -> Result<MessageRef, EncodeError> {
         properties.topic_alias = None;
         properties.subscription_identifiers.clear();
@@ -70,7 +73,7 @@ impl Message {
             message.payload = payload;
             message.properties = properties;
             message.publisher = publisher;
-            message.received_at = Instant::now();
+            message.received_at = received_at;
             Ok(())
         })
     }
@@ -105,6 +108,7 @@ impl Message {
             copy.payload,
             copy.properties,
             self.publisher.clone(),
+            self.received_at,
         )?)
     }
 
@@ -200,6 +204,7 @@ mod tests {
             Bytes::new(),
             props,
             None,
+            Instant::now(),
         )
         .unwrap();
         let t0 = msg.received_at;
@@ -219,6 +224,7 @@ mod tests {
             Bytes::new(),
             Default::default(),
             None,
+            Instant::now(),
         )
         .unwrap();
         assert_eq!(
@@ -244,6 +250,7 @@ mod tests {
             read_buffer.slice(100..120),
             props,
             Some("publisher".into()),
+            Instant::now(),
         )
         .unwrap();
         let copy = original.detached().unwrap();
@@ -252,6 +259,10 @@ mod tests {
         assert_eq!(copy.properties, original.properties);
         assert_eq!((copy.qos, copy.retain), (QoS::AtLeastOnce, true));
         assert_eq!(copy.publisher, original.publisher);
+        assert_eq!(
+            copy.received_at, original.received_at,
+            "its expiry still counts from when it was received"
+        );
         let buffer = read_buffer.as_ptr_range();
         for view in [copy.payload.as_ptr(), copy.topic.as_ptr()] {
             assert!(

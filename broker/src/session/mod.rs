@@ -331,6 +331,7 @@ mod tests {
             Bytes::new(),
             Default::default(),
             None,
+            Instant::now(),
         )
         .unwrap();
         Outgoing {
