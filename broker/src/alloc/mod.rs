@@ -188,8 +188,9 @@ fn stripe_of(local: &LocalCounters) -> usize {
     stripe
 }
 
-/// This thread's stripe, in `0..STRIPES`: the one its allocator counters use. Other striped
-/// counters (the latency histograms) use it too, so each thread keeps to one stripe index.
+/// This thread's stripe, in `0..STRIPES`: the one its allocator counters use. The pools'
+/// counters use it too, so each thread keeps to one stripe index. (The latency histograms
+/// need a stripe no other thread writes: `metrics::stripe`.)
 pub fn thread_stripe() -> usize {
     LOCAL.try_with(stripe_of).unwrap_or(0)
 }

@@ -4,8 +4,8 @@
 //! atomics per observation (a shard word, the bucket, a compare-and-swap loop on the sum, the
 //! count), so two cores delivering two million messages a second took turns on the same cache
 //! lines millions of times a second. Here each thread records into a stripe it alone writes
-//! (plain stores, no `lock`ed additions: [`super::stripe`]), and a write of a whole batch adds to each
-//! bucket it touched once ([`LatencyHistogram::observe_batch`]).
+//! (plain stores, no `lock`ed additions: [`super::stripe`]), and a write of a whole batch adds
+//! to each bucket it touched once ([`LatencyHistogram::observe_batch`]).
 //! Scrapes sum the stripes and export an ordinary Prometheus histogram, so the metric's name,
 //! type, buckets and meaning are unchanged.
 

@@ -228,11 +228,10 @@ thread_local! {
 
 impl DeferredReleases {
     fn add(&mut self, block: NonNull<Block>) {
-        self.deferred += 1;
-        if self.deferred > FLUSH_EVERY {
+        if self.deferred == FLUSH_EVERY {
             self.flush();
-            self.deferred = 1;
         }
+        self.deferred += 1;
         // Fibonacci hashing of the address: blocks are 128-byte aligned, so the low bits say
         // nothing.
         let hash = (block.as_ptr() as usize >> 7).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);

@@ -265,9 +265,9 @@ impl Broker {
         self.publish_run(std::slice::from_ref(&message))
     }
 
-    /// Publishes a run of messages that are not to be retained, with one topic and publisher
-    /// ([`Broker::route_run`]). A run that reaches no subscriber counts each message as
-    /// dropped for want of one.
+    /// Counts and routes a run of messages with one topic and publisher ([`Broker::route_run`]);
+    /// storing a retained message is the caller's part ([`Broker::publish`] does it). A run that
+    /// reaches no subscriber counts each message as dropped for want of one.
     pub fn publish_run(&self, run: &[MessageRef]) -> Routed {
         for message in run {
             self.stats.received(message.qos);
