@@ -39,6 +39,7 @@ fn defaults_are_documented_values() {
     assert_eq!(c.settings.limits.max_packet_size, 1_048_576);
     assert_eq!(c.settings.limits.receive_maximum, 1024);
     assert_eq!(c.settings.limits.max_queued_messages, 1000);
+    assert_eq!(c.settings.limits.listen_backlog, 4096);
     assert_eq!(
         c.settings.limits.queue_full_policy,
         QueueFullPolicy::DropOldestQos0
@@ -173,6 +174,14 @@ fn each_rule_names_its_field() {
         (
             "settings:\n  limits:\n    maxQueuedMessages: 0\n",
             "settings.limits.maxQueuedMessages",
+        ),
+        (
+            "settings:\n  limits:\n    listenBacklog: 0\n",
+            "settings.limits.listenBacklog",
+        ),
+        (
+            "settings:\n  limits:\n    listenBacklog: 65536\n",
+            "settings.limits.listenBacklog",
         ),
         (
             "settings:\n  limits:\n    maxClientIdLength: 22\n",

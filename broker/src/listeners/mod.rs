@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::config::{BrokerConfig, ListenerProtocol};
 use crate::connection;
@@ -64,14 +64,14 @@ pub async fn start_with_authenticator(
                 protocol: listener.protocol.as_str(),
             });
         }
-        let socket =
-            TcpListener::bind(&listener.bind)
-                .await
-                .map_err(|source| StartError::Bind {
-                    name: listener.name.clone(),
-                    bind: listener.bind.clone(),
-                    source,
-                })?;
+        let backlog = config.settings.limits.listen_backlog;
+        let socket = bind_with_backlog(&listener.bind, backlog)
+            .await
+            .map_err(|source| StartError::Bind {
+                name: listener.name.clone(),
+                bind: listener.bind.clone(),
+                source,
+            })?;
         bound.push((listener.name.clone(), socket));
     }
     let admin_bind = config.admin.bind.clone();
@@ -110,6 +110,33 @@ pub async fn start_with_authenticator(
         listeners,
         admin,
     })
+}
+
+/// Binds `bind` (an `IP:port`, or a name resolved as [`TcpListener::bind`] resolves it: the
+/// first address that binds wins) with a listen backlog of `backlog` connections; Tokio's
+/// `bind` fixes it at 128.
+async fn bind_with_backlog(bind: &str, backlog: u32) -> std::io::Result<TcpListener> {
+    let mut last_error = None;
+    for addr in tokio::net::lookup_host(bind).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // As `TcpListener::bind` does: a restarted broker binds while its old connections
+        // linger in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(backlog)) {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the address resolves to nothing",
+        )
+    }))
 }
 
 async fn accept_loop(broker: Arc<Broker>, socket: TcpListener, name: String) {
@@ -155,6 +182,50 @@ impl RunningBroker {
             .is_err()
         {
             tracing::warn!("connections still open after the shutdown grace period");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpStream;
+    use tokio::time::timeout;
+
+    /// Completes a TCP handshake with `addr`, or gives up after `wait`.
+    async fn handshake(addr: SocketAddr, wait: Duration) -> Option<TcpStream> {
+        timeout(wait, TcpStream::connect(addr)).await.ok()?.ok()
+    }
+
+    #[tokio::test]
+    async fn the_backlog_holds_connections_the_broker_has_not_accepted_yet() {
+        // Nothing accepts here, as when the broker is busy. Linux completes `backlog + 1`
+        // handshakes and then drops SYNs, which clients retry only after 1 s, 3 s, ...
+        let listener = bind_with_backlog("127.0.0.1:0", 8).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut held = Vec::new();
+        for i in 0..9 {
+            let stream = handshake(addr, Duration::from_secs(10)).await;
+            held.push(stream.unwrap_or_else(|| panic!("connection {i} fits the backlog")));
+        }
+        assert!(
+            handshake(addr, Duration::from_millis(1500)).await.is_none(),
+            "a 10th connection waits while the backlog of 8 is full"
+        );
+        drop(listener);
+    }
+
+    #[tokio::test]
+    async fn the_default_backlog_takes_a_storm_of_300_connections_without_accepting() {
+        // Tokio's own `bind` (backlog 128) left most of these waiting.
+        let backlog = crate::config::LimitsConfig::default().listen_backlog;
+        let listener = bind_with_backlog("127.0.0.1:0", backlog).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let storm: Vec<_> = (0..300)
+            .map(|_| tokio::spawn(handshake(addr, Duration::from_secs(10))))
+            .collect();
+        for (i, attempt) in storm.into_iter().enumerate() {
+            assert!(attempt.await.unwrap().is_some(), "connection {i} completed");
         }
     }
 }
