@@ -52,6 +52,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any other thread allocates: see the function's documentation.
+    ferrumq_broker::alloc::use_one_malloc_arena();
     let cli = Cli::parse();
     if let Some(Command::Drain { admin }) = &cli.command {
         return drain(admin);

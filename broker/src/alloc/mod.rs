@@ -64,6 +64,9 @@
 //! * Failed calls (null returned) are not counted.
 
 mod allocator;
+mod arenas;
+
+pub use arenas::use_one_malloc_arena;
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
