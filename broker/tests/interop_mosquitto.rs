@@ -166,6 +166,37 @@ async fn mosquitto_pub_sub_at_each_qos() {
     broker.shutdown().await;
 }
 
+/// `mosquitto_pub` and `mosquitto_sub` (OpenSSL) on an `mqtts` listener, verifying the
+/// broker's certificate against the CA file they are given.
+#[tokio::test]
+async fn mosquitto_clients_over_tls() {
+    let identity = support::tls::Identity::new();
+    let broker = support::start_with(support::tls::tls_config(identity.files())).await;
+    let ca = identity.path("tls.crt");
+    let ca = ca.to_str().expect("a UTF-8 path");
+    for version in VERSIONS {
+        let id = format!("tls-sub-{version}");
+        let sub = spawn_sub(&broker, version, &id, "tls/#", 1, 2, &["--cafile", ca]);
+        wait_for_subscription(&broker, &id).await;
+        for qos in 0..2 {
+            let args = [
+                "--cafile",
+                ca,
+                "-t",
+                "tls/m",
+                "-q",
+                &qos.to_string(),
+                "-m",
+                "sealed",
+            ];
+            run_pub(&broker, version, &format!("tls-pub-{version}"), &args).await;
+        }
+        let lines = sub_lines(sub).await;
+        assert_eq!(lines, ["0 0 tls/m sealed", "0 1 tls/m sealed"], "{version}");
+    }
+    broker.shutdown().await;
+}
+
 #[tokio::test]
 async fn mosquitto_across_versions_and_qos_downgrade() {
     let broker = start().await;

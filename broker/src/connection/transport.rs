@@ -52,3 +52,24 @@ impl Transport for TcpStream {
         TcpStream::into_std(self)
     }
 }
+
+/// A TLS connection (`mqtts`). Its readiness is the socket's: rustls reads from the socket
+/// only when it has no decrypted bytes left, so while decrypted bytes wait in the session the
+/// socket's readiness has not been cleared (only a read that would block clears it), and a
+/// wait for the socket returns at once.
+impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_ref().0.poll_read_ready(cx)
+    }
+
+    /// One non-blocking read of decrypted bytes. Polled with a waker that does nothing: when
+    /// it would block, the socket's read interest is left with that waker, and the connection
+    /// loop's next wait ([`Transport::poll_read_ready`]) puts its own back before it sleeps.
+    fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match tokio_util::io::poll_read_buf(std::pin::Pin::new(self), &mut cx, buf) {
+            Poll::Ready(result) => result,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}

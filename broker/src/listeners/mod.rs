@@ -9,7 +9,11 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
 
-use crate::config::{BrokerConfig, ListenerProtocol};
+mod tls;
+
+pub use tls::{TlsError, TlsListener, HANDSHAKE_TIMEOUT};
+
+use crate::config::{BrokerConfig, ListenerConfig, ListenerProtocol};
 use crate::connection;
 use crate::server::Broker;
 
@@ -27,6 +31,8 @@ pub enum StartError {
         name: String,
         protocol: &'static str,
     },
+    #[error("listener {name:?}: tls.{source}")]
+    Tls { name: String, source: Box<TlsError> },
     #[error("settings.auth.passwordFile: {0}")]
     PasswordFile(#[from] crate::auth::PasswordFileError),
     #[error("settings.auth.aclFile is set, but this build does not enforce ACL files yet; it refuses to start rather than let every user reach every topic")]
@@ -58,12 +64,7 @@ pub async fn start_with_authenticator(
     }
     let mut bound = Vec::new();
     for listener in &config.listeners {
-        if listener.protocol != ListenerProtocol::Mqtt {
-            return Err(StartError::UnsupportedProtocol {
-                name: listener.name.clone(),
-                protocol: listener.protocol.as_str(),
-            });
-        }
+        let tls = tls_of(listener)?;
         let backlog = config.settings.limits.listen_backlog;
         let socket = bind_with_backlog(&listener.bind, backlog)
             .await
@@ -72,7 +73,7 @@ pub async fn start_with_authenticator(
                 bind: listener.bind.clone(),
                 source,
             })?;
-        bound.push((listener.name.clone(), socket));
+        bound.push((listener.name.clone(), socket, tls));
     }
     let admin_bind = config.admin.bind.clone();
     let admin_socket = TcpListener::bind(&admin_bind)
@@ -93,14 +94,14 @@ pub async fn start_with_authenticator(
     tracing::info!(%admin, "admin endpoints listening");
     tokio::spawn(crate::admin::serve(Arc::clone(&broker), admin_socket));
     let mut listeners = Vec::new();
-    for (name, socket) in bound {
+    for (name, socket, tls) in bound {
         let addr = socket.local_addr().map_err(|source| StartError::Bind {
             name: name.clone(),
             bind: String::new(),
             source,
         })?;
         tracing::info!(listener = %name, %addr, "listening for MQTT");
-        tokio::spawn(accept_loop(Arc::clone(&broker), socket, name.clone()));
+        tokio::spawn(accept_loop(Arc::clone(&broker), socket, name.clone(), tls));
         listeners.push((name, addr));
     }
     crate::sys::spawn(&broker);
@@ -139,19 +140,83 @@ async fn bind_with_backlog(bind: &str, backlog: u32) -> std::io::Result<TcpListe
     }))
 }
 
-async fn accept_loop(broker: Arc<Broker>, socket: TcpListener, name: String) {
+/// The TLS side of `listener`: none for `mqtt`, made from its files for `mqtts`; WebSocket
+/// listeners are refused.
+fn tls_of(listener: &ListenerConfig) -> Result<Option<TlsListener>, StartError> {
+    match listener.protocol {
+        ListenerProtocol::Mqtt => Ok(None),
+        ListenerProtocol::Mqtts => {
+            let files = listener.tls.as_ref().ok_or_else(|| StartError::Tls {
+                name: listener.name.clone(),
+                source: Box::new(TlsError::NoFiles),
+            })?;
+            TlsListener::from_files(files)
+                .map(Some)
+                .map_err(|source| StartError::Tls {
+                    name: listener.name.clone(),
+                    source: Box::new(source),
+                })
+        }
+        ListenerProtocol::Ws | ListenerProtocol::Wss => Err(StartError::UnsupportedProtocol {
+            name: listener.name.clone(),
+            protocol: listener.protocol.as_str(),
+        }),
+    }
+}
+
+/// Completes the TLS handshake of an `mqtts` connection, then serves it as any other.
+async fn serve_tls(
+    tls: TlsListener,
+    broker: Arc<Broker>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    publishes: prometheus::IntCounter,
+    failures: prometheus::IntCounter,
+) {
+    match tls.handshake(stream).await {
+        Ok(stream) => connection::serve(broker, stream, peer, publishes).await,
+        Err(error) => {
+            failures.inc();
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+        }
+    }
+}
+
+async fn accept_loop(
+    broker: Arc<Broker>,
+    socket: TcpListener,
+    name: String,
+    tls: Option<TlsListener>,
+) {
     let publishes = broker.stats.listener_publishes(&name);
+    // Resolved for TLS listeners only: a plain listener exports no handshake failures series.
+    let tls = tls.map(|tls| (tls, broker.stats.tls_handshake_failures(&name)));
     loop {
         tokio::select! {
             accepted = socket.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    broker.tasks.spawn(connection::serve(
-                        Arc::clone(&broker),
-                        stream,
-                        peer,
-                        publishes.clone(),
-                    ));
+                    let serving = Arc::clone(&broker);
+                    match &tls {
+                        None => {
+                            broker.tasks.spawn(connection::serve(
+                                serving,
+                                stream,
+                                peer,
+                                publishes.clone(),
+                            ));
+                        }
+                        Some((tls, failures)) => {
+                            broker.tasks.spawn(serve_tls(
+                                tls.clone(),
+                                serving,
+                                stream,
+                                peer,
+                                publishes.clone(),
+                                failures.clone(),
+                            ));
+                        }
+                    }
                 }
                 Err(error) => {
                     // Out of file descriptors and similar: back off instead of spinning.

@@ -74,6 +74,7 @@ pub struct Stats {
     connects_refused: IntCounterVec,
     disconnects: IntCounterVec,
     publishes_by_listener: IntCounterVec,
+    tls_handshake_failures: IntCounterVec,
     /// From a PUBLISH fully read to its bytes handed to each subscriber's socket.
     pub delivery_latency: Arc<LatencyHistogram>,
     /// From a PUBLISH fully read to its PUBACK or PUBREC queued for the publisher.
@@ -167,6 +168,11 @@ impl Stats {
             publishes_by_listener: counter_vec(
                 "ferrumq_listener_publishes_total",
                 "PUBLISH packets received, by listener.",
+                &["listener"],
+            )?,
+            tls_handshake_failures: counter_vec(
+                "ferrumq_tls_handshake_failures_total",
+                "TLS handshakes that failed or timed out, by listener (clients with an untrusted or wrong certificate, plain MQTT sent to a TLS port, scanners).",
                 &["listener"],
             )?,
             delivery_latency: histogram(
@@ -298,6 +304,11 @@ impl Stats {
     /// The PUBLISH counter of one listener, resolved once per connection.
     pub fn listener_publishes(&self, listener: &str) -> IntCounter {
         self.publishes_by_listener.with_label_values(&[listener])
+    }
+
+    /// The TLS handshake failure counter of one listener, resolved once per listener.
+    pub fn tls_handshake_failures(&self, listener: &str) -> IntCounter {
+        self.tls_handshake_failures.with_label_values(&[listener])
     }
 
     /// The text exposition of every metric, for `/metrics`.

@@ -2,8 +2,6 @@
 //! acknowledgement shorthands on top of `support::RawClient`.
 #![allow(dead_code)]
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use ferrumq_broker::codec::*;
 use ferrumq_broker::listeners::RunningBroker;
@@ -186,16 +184,4 @@ pub async fn raw_connected(broker: &RunningBroker, client_id: &str) -> RawClient
     c.send_raw(&raw_connect_v4(client_id)).await;
     assert_eq!(c.expect_connack().await.reason_code, ReasonCode::Success);
     c
-}
-
-/// Waits until `cond` holds (polling), for broker-side effects without a packet to wait for.
-pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }

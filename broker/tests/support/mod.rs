@@ -2,6 +2,8 @@
 //! raw MQTT client built on the codec that sends exact packets and reads exact answers.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -34,9 +36,14 @@ pub async fn start_with(config: BrokerConfig) -> RunningBroker {
     listeners::start(config).await.expect("broker starts")
 }
 
+/// A byte stream a test client speaks MQTT over: plain TCP, or TLS for `mqtts` listeners.
+pub trait ClientStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> ClientStream for T {}
+
 /// A client that speaks MQTT through the codec, one packet at a time.
 pub struct RawClient {
-    pub stream: TcpStream,
+    pub stream: Box<dyn ClientStream>,
     pub decoder: Decoder,
     pub version: ProtocolVersion,
     buf: BytesMut,
@@ -59,6 +66,11 @@ impl RawClient {
             .await
             .expect("tcp connect");
         stream.set_nodelay(true).unwrap();
+        RawClient::over(Box::new(stream), version)
+    }
+
+    /// A client on a stream the test opened itself (a TLS stream, say).
+    pub fn over(stream: Box<dyn ClientStream>, version: ProtocolVersion) -> RawClient {
         RawClient {
             stream,
             decoder: Decoder::with_version(version, MAX_PACKET_SIZE_LIMIT),
@@ -236,5 +248,18 @@ pub fn connect_packet(version: ProtocolVersion, client_id: &str) -> Connect {
         username: None,
         password: None,
         properties: ConnectProperties::default(),
+    }
+}
+
+/// Waits until `cond` holds (polling every 10 ms), for broker-side effects without a packet to
+/// wait for; fails the test after [`WAIT`], naming `what` it waited for.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
