@@ -5,7 +5,6 @@
 
 mod support;
 
-use bytes::Bytes;
 use ferrumq_broker::codec::*;
 use ferrumq_broker::config::TlsFiles;
 use ferrumq_broker::listeners::{self, RunningBroker};
@@ -51,9 +50,7 @@ async fn tls_client(
 fn handshake_failures(broker: &RunningBroker) -> f64 {
     let text = broker.broker.stats.render();
     text.lines()
-        .find_map(|line| {
-            line.strip_prefix("ferrumq_tls_handshake_failures_total{listener=\"mqtts\"} ")
-        })
+        .find_map(|line| line.strip_prefix("ferrumq_handshake_failures_total{listener=\"mqtts\"} "))
         .map_or(0.0, |value| value.parse().unwrap())
 }
 
@@ -66,24 +63,9 @@ async fn publish_and_subscribe_over_tls_at_each_version() {
         sub.subscribe(1, "tls/#", QoS::AtLeastOnce).await;
         let mut publisher = tls_client(&broker, &identity, version, "tls-pub").await;
         // Larger than a TLS record (16 KiB), so one PUBLISH arrives in several.
-        let payload = Bytes::from((0..100_000u32).map(|i| i as u8).collect::<Vec<_>>());
-        let publish = Publish {
-            topic: "tls/big".into(),
-            qos: QoS::AtLeastOnce,
-            packet_id: 7,
-            payload: payload.clone(),
-            ..Publish::default()
-        };
-        publisher.send(&Packet::Publish(publish)).await;
-        match publisher.recv().await {
-            Packet::PubAck(ack) => assert_eq!(ack.packet_id, 7),
-            other => panic!("expected PUBACK, got {other:?}"),
-        }
-        let received = sub.expect_publish().await;
-        assert_eq!(
-            (received.topic.as_ref(), &received.payload),
-            ("tls/big", &payload)
-        );
+        publisher
+            .publish_large_to(&mut sub, "tls/big", 100_000)
+            .await;
         publisher.disconnect().await;
         sub.disconnect().await;
     }

@@ -18,7 +18,7 @@ mod transport;
 
 use close::reason_for;
 pub use close::Close;
-pub use transport::Transport;
+pub use transport::{Layered, OverSocket, Transport};
 
 use peer::Peer;
 use run::PublishRun;

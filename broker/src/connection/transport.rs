@@ -7,6 +7,8 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use crate::listeners::WsStream;
+
 /// A client's stream with readiness: the connection waits until the stream is readable
 /// before it takes a read buffer from the pool, so an idle connection holds none (an `async`
 /// read needs its buffer for as long as it waits). Readiness is polled, not awaited: the
@@ -53,16 +55,113 @@ impl Transport for TcpStream {
     }
 }
 
-/// A TLS connection (`mqtts`). Its readiness is the socket's: rustls reads from the socket
-/// only when it has no decrypted bytes left, so while decrypted bytes wait in the session the
-/// socket's readiness has not been cleared (only a read that would block clears it), and a
-/// wait for the socket returns at once.
-impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
-    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_ref().0.poll_read_ready(cx)
+/// A stream layered over a client's TCP socket: TLS, WebSocket, or both.
+pub trait OverSocket {
+    fn socket(&self) -> &TcpStream;
+}
+
+impl OverSocket for TcpStream {
+    fn socket(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl OverSocket for tokio_rustls::server::TlsStream<TcpStream> {
+    fn socket(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+}
+
+impl<S: OverSocket + AsyncRead + AsyncWrite + Unpin> OverSocket for WsStream<S> {
+    fn socket(&self) -> &TcpStream {
+        self.get_ref().socket()
+    }
+}
+
+/// A layered stream (TLS, WebSocket) as a [`Transport`].
+///
+/// Waiting for the socket is not enough here: a layer may hold decoded bytes the last read
+/// had no room for (a TLS record, a WebSocket message larger than the read buffer), and Tokio
+/// clears a socket's readiness after any short read, so the socket may never turn readable
+/// again for bytes that already arrived. The stream is therefore read again, without waiting,
+/// until a read would block: only then has every layer handed over what it had, and only
+/// then does the connection wait for the socket.
+pub struct Layered<T> {
+    stream: T,
+    /// Whether the last read would have blocked (every layer is empty).
+    drained: bool,
+}
+
+impl<T> Layered<T> {
+    pub fn new(stream: T) -> Layered<T> {
+        Layered {
+            stream,
+            drained: false,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Layered<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let polled = std::pin::Pin::new(&mut self.stream).poll_read(cx, buf);
+        self.drained = polled.is_pending();
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Layered<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
-    /// One non-blocking read of decrypted bytes. Polled with a waker that does nothing: when
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+impl<T> Transport for Layered<T>
+where
+    T: OverSocket + AsyncRead + AsyncWrite + Unpin + Send + Sync,
+{
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.drained {
+            self.stream.socket().poll_read_ready(cx)
+        } else {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// One read of decoded bytes, without waiting. Polled with a waker that does nothing: when
     /// it would block, the socket's read interest is left with that waker, and the connection
     /// loop's next wait ([`Transport::poll_read_ready`]) puts its own back before it sleeps.
     fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {

@@ -9,11 +9,16 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
 
+mod layers;
 mod tls;
+mod websocket;
 
-pub use tls::{TlsError, TlsListener, HANDSHAKE_TIMEOUT};
+use layers::Layers;
+pub use layers::HANDSHAKE_TIMEOUT;
+pub use tls::{TlsError, TlsListener};
+pub use websocket::WsStream;
 
-use crate::config::{BrokerConfig, ListenerConfig, ListenerProtocol};
+use crate::config::BrokerConfig;
 use crate::connection;
 use crate::server::Broker;
 
@@ -25,11 +30,6 @@ pub enum StartError {
         name: String,
         bind: String,
         source: std::io::Error,
-    },
-    #[error("listener {name:?}: protocol {protocol} is not supported by this build yet")]
-    UnsupportedProtocol {
-        name: String,
-        protocol: &'static str,
     },
     #[error("listener {name:?}: tls.{source}")]
     Tls { name: String, source: Box<TlsError> },
@@ -64,7 +64,7 @@ pub async fn start_with_authenticator(
     }
     let mut bound = Vec::new();
     for listener in &config.listeners {
-        let tls = tls_of(listener)?;
+        let layers = Layers::of(listener)?;
         let backlog = config.settings.limits.listen_backlog;
         let socket = bind_with_backlog(&listener.bind, backlog)
             .await
@@ -73,7 +73,7 @@ pub async fn start_with_authenticator(
                 bind: listener.bind.clone(),
                 source,
             })?;
-        bound.push((listener.name.clone(), socket, tls));
+        bound.push((listener.name.clone(), socket, layers));
     }
     let admin_bind = config.admin.bind.clone();
     let admin_socket = TcpListener::bind(&admin_bind)
@@ -94,14 +94,19 @@ pub async fn start_with_authenticator(
     tracing::info!(%admin, "admin endpoints listening");
     tokio::spawn(crate::admin::serve(Arc::clone(&broker), admin_socket));
     let mut listeners = Vec::new();
-    for (name, socket, tls) in bound {
+    for (name, socket, layers) in bound {
         let addr = socket.local_addr().map_err(|source| StartError::Bind {
             name: name.clone(),
             bind: String::new(),
             source,
         })?;
         tracing::info!(listener = %name, %addr, "listening for MQTT");
-        tokio::spawn(accept_loop(Arc::clone(&broker), socket, name.clone(), tls));
+        tokio::spawn(accept_loop(
+            Arc::clone(&broker),
+            socket,
+            name.clone(),
+            layers,
+        ));
         listeners.push((name, addr));
     }
     crate::sys::spawn(&broker);
@@ -140,64 +145,19 @@ async fn bind_with_backlog(bind: &str, backlog: u32) -> std::io::Result<TcpListe
     }))
 }
 
-/// The TLS side of `listener`: none for `mqtt`, made from its files for `mqtts`; WebSocket
-/// listeners are refused.
-fn tls_of(listener: &ListenerConfig) -> Result<Option<TlsListener>, StartError> {
-    match listener.protocol {
-        ListenerProtocol::Mqtt => Ok(None),
-        ListenerProtocol::Mqtts => {
-            let files = listener.tls.as_ref().ok_or_else(|| StartError::Tls {
-                name: listener.name.clone(),
-                source: Box::new(TlsError::NoFiles),
-            })?;
-            TlsListener::from_files(files)
-                .map(Some)
-                .map_err(|source| StartError::Tls {
-                    name: listener.name.clone(),
-                    source: Box::new(source),
-                })
-        }
-        ListenerProtocol::Ws | ListenerProtocol::Wss => Err(StartError::UnsupportedProtocol {
-            name: listener.name.clone(),
-            protocol: listener.protocol.as_str(),
-        }),
-    }
-}
-
-/// Completes the TLS handshake of an `mqtts` connection, then serves it as any other.
-async fn serve_tls(
-    tls: TlsListener,
-    broker: Arc<Broker>,
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-    publishes: prometheus::IntCounter,
-    failures: prometheus::IntCounter,
-) {
-    match tls.handshake(stream).await {
-        Ok(stream) => connection::serve(broker, stream, peer, publishes).await,
-        Err(error) => {
-            failures.inc();
-            tracing::debug!(%peer, %error, "TLS handshake failed");
-        }
-    }
-}
-
-async fn accept_loop(
-    broker: Arc<Broker>,
-    socket: TcpListener,
-    name: String,
-    tls: Option<TlsListener>,
-) {
+async fn accept_loop(broker: Arc<Broker>, socket: TcpListener, name: String, layers: Layers) {
     let publishes = broker.stats.listener_publishes(&name);
-    // Resolved for TLS listeners only: a plain listener exports no handshake failures series.
-    let tls = tls.map(|tls| (tls, broker.stats.tls_handshake_failures(&name)));
+    // A series only for listeners with a handshake: a plain one has none to fail.
+    let failures = layers
+        .has_handshake()
+        .then(|| broker.stats.handshake_failures(&name));
     loop {
         tokio::select! {
             accepted = socket.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let serving = Arc::clone(&broker);
-                    match &tls {
+                    match &failures {
                         None => {
                             broker.tasks.spawn(connection::serve(
                                 serving,
@@ -206,9 +166,8 @@ async fn accept_loop(
                                 publishes.clone(),
                             ));
                         }
-                        Some((tls, failures)) => {
-                            broker.tasks.spawn(serve_tls(
-                                tls.clone(),
+                        Some(failures) => {
+                            broker.tasks.spawn(layers.clone().serve(
                                 serving,
                                 stream,
                                 peer,

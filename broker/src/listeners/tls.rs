@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -18,10 +17,6 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsFiles;
-
-/// Longest a client may take to complete the TLS handshake; the MQTT CONNECT timeout starts
-/// after it.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a listener's TLS configuration could not be made. Each names the file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -70,12 +65,9 @@ impl TlsListener {
         })
     }
 
-    /// Completes the server side of the handshake on `stream`, within [`HANDSHAKE_TIMEOUT`].
+    /// Completes the server side of the handshake on `stream` (the caller bounds its time).
     pub async fn handshake(&self, stream: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
-            Ok(result) => result,
-            Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
-        }
+        self.acceptor.accept(stream).await
     }
 }
 

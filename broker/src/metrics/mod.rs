@@ -74,7 +74,7 @@ pub struct Stats {
     connects_refused: IntCounterVec,
     disconnects: IntCounterVec,
     publishes_by_listener: IntCounterVec,
-    tls_handshake_failures: IntCounterVec,
+    handshake_failures: IntCounterVec,
     /// From a PUBLISH fully read to its bytes handed to each subscriber's socket.
     pub delivery_latency: Arc<LatencyHistogram>,
     /// From a PUBLISH fully read to its PUBACK or PUBREC queued for the publisher.
@@ -170,9 +170,9 @@ impl Stats {
                 "PUBLISH packets received, by listener.",
                 &["listener"],
             )?,
-            tls_handshake_failures: counter_vec(
-                "ferrumq_tls_handshake_failures_total",
-                "TLS handshakes that failed or timed out, by listener (clients with an untrusted or wrong certificate, plain MQTT sent to a TLS port, scanners).",
+            handshake_failures: counter_vec(
+                "ferrumq_handshake_failures_total",
+                "TLS or WebSocket handshakes that failed or timed out, by listener (a client that does not trust the certificate, plain MQTT sent to a TLS or WebSocket port, scanners).",
                 &["listener"],
             )?,
             delivery_latency: histogram(
@@ -306,9 +306,10 @@ impl Stats {
         self.publishes_by_listener.with_label_values(&[listener])
     }
 
-    /// The TLS handshake failure counter of one listener, resolved once per listener.
-    pub fn tls_handshake_failures(&self, listener: &str) -> IntCounter {
-        self.tls_handshake_failures.with_label_values(&[listener])
+    /// The handshake (TLS, WebSocket) failure counter of one listener, resolved once per
+    /// listener.
+    pub fn handshake_failures(&self, listener: &str) -> IntCounter {
+        self.handshake_failures.with_label_values(&[listener])
     }
 
     /// The text exposition of every metric, for `/metrics`.

@@ -112,6 +112,8 @@ impl RawClient {
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         // The broker may already have closed the connection; tests then observe Closed.
         let _ = self.stream.write_all(bytes).await;
+        // Layered streams (WebSocket) may hold a write until flushed.
+        let _ = self.stream.flush().await;
     }
 
     /// The next packet, the connection closing, or nothing within `wait`.
@@ -229,6 +231,30 @@ impl RawClient {
             ..Publish::default()
         };
         self.send(&Packet::Publish(publish)).await;
+    }
+
+    /// Publishes `size` bytes at QoS 1 to `topic`, expects its PUBACK, and checks that
+    /// `subscriber` receives exactly that payload: a message larger than any read buffer or
+    /// transport frame, for transports that split and join what they carry.
+    pub async fn publish_large_to(&mut self, subscriber: &mut RawClient, topic: &str, size: usize) {
+        let payload = bytes::Bytes::from((0..size).map(|i| i as u8).collect::<Vec<_>>());
+        let publish = Publish {
+            topic: topic.into(),
+            qos: QoS::AtLeastOnce,
+            packet_id: 7,
+            payload: payload.clone(),
+            ..Publish::default()
+        };
+        self.send(&Packet::Publish(publish)).await;
+        match self.recv().await {
+            Packet::PubAck(ack) => assert_eq!(ack.packet_id, 7),
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+        let received = subscriber.expect_publish().await;
+        assert_eq!(
+            (received.topic.as_ref(), &received.payload),
+            (topic, &payload)
+        );
     }
 
     pub async fn disconnect(mut self) {

@@ -1,0 +1,112 @@
+//! What a listener puts between a client's TCP socket and MQTT: nothing (`mqtt`), TLS
+//! (`mqtts`), WebSocket (`ws`) or both (`wss`); and the handshakes that set them up before the
+//! connection is served.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::IntCounter;
+use tokio::net::TcpStream;
+
+use super::tls::{TlsError, TlsListener};
+use super::{websocket, StartError};
+use crate::config::{ListenerConfig, ListenerProtocol};
+use crate::connection::{self, Layered, OverSocket};
+use crate::server::Broker;
+
+/// Longest a client may take for the TLS and WebSocket handshakes together; the MQTT CONNECT
+/// timeout starts after them.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bytes a WebSocket message may hold beyond the largest MQTT packet (a message may carry the
+/// end of one packet and the start of the next).
+const WS_MESSAGE_SLACK: usize = 64 * 1024;
+
+/// The layers of one listener, made once at start-up.
+#[derive(Clone)]
+pub(super) enum Layers {
+    Plain,
+    Tls(TlsListener),
+    Ws,
+    Wss(TlsListener),
+}
+
+impl Layers {
+    /// The layers `listener` asks for, with its TLS files read and checked.
+    pub(super) fn of(listener: &ListenerConfig) -> Result<Layers, StartError> {
+        let tls = || {
+            let files = listener.tls.as_ref().ok_or(TlsError::NoFiles);
+            files
+                .and_then(TlsListener::from_files)
+                .map_err(|source| StartError::Tls {
+                    name: listener.name.clone(),
+                    source: Box::new(source),
+                })
+        };
+        Ok(match listener.protocol {
+            ListenerProtocol::Mqtt => Layers::Plain,
+            ListenerProtocol::Mqtts => Layers::Tls(tls()?),
+            ListenerProtocol::Ws => Layers::Ws,
+            ListenerProtocol::Wss => Layers::Wss(tls()?),
+        })
+    }
+
+    /// Whether connections need a handshake before MQTT (and can fail it).
+    pub(super) fn has_handshake(&self) -> bool {
+        !matches!(self, Layers::Plain)
+    }
+
+    /// Sets up the layers on `stream` within [`HANDSHAKE_TIMEOUT`], then serves the
+    /// connection. A failed or timed-out handshake is counted in `failures`.
+    pub(super) async fn serve(
+        self,
+        broker: Arc<Broker>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        publishes: IntCounter,
+        failures: IntCounter,
+    ) {
+        let max_message = broker.settings().limits.max_packet_size as usize + WS_MESSAGE_SLACK;
+        let error = match self {
+            Layers::Plain => return connection::serve(broker, stream, peer, publishes).await,
+            Layers::Tls(tls) => match within_timeout(tls.handshake(stream)).await {
+                Ok(stream) => return serve_layered(broker, stream, peer, publishes).await,
+                Err(error) => error,
+            },
+            Layers::Ws => match within_timeout(websocket::accept(stream, max_message)).await {
+                Ok(stream) => return serve_layered(broker, stream, peer, publishes).await,
+                Err(error) => error,
+            },
+            Layers::Wss(tls) => {
+                let layered = async {
+                    let stream = tls.handshake(stream).await?;
+                    websocket::accept(stream, max_message).await
+                };
+                match within_timeout(layered).await {
+                    Ok(stream) => return serve_layered(broker, stream, peer, publishes).await,
+                    Err(error) => error,
+                }
+            }
+        };
+        failures.inc();
+        tracing::debug!(%peer, %error, "handshake failed");
+    }
+}
+
+/// Serves a connection whose layers are set up.
+async fn serve_layered<T>(broker: Arc<Broker>, stream: T, peer: SocketAddr, publishes: IntCounter)
+where
+    T: OverSocket + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync + 'static,
+{
+    connection::serve(broker, Layered::new(stream), peer, publishes).await
+}
+
+async fn within_timeout<T>(
+    handshake: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+}
