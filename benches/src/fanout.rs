@@ -63,6 +63,7 @@ impl FanoutHarness {
                     version,
                     receive_maximum: u16::MAX,
                     maximum_packet_size: u32::MAX,
+                    acl: None,
                 },
             );
             let options = SubscriptionOptions {

@@ -9,12 +9,56 @@
 //! 0x8C Bad Authentication Method. Extended methods (the AUTH exchange) plug in here as
 //! other implementations.
 
+mod acl_file;
 mod password_file;
 
-pub use password_file::{PasswordFile, PasswordFileError};
+pub use acl_file::{filter_matches, AclFile, ClientAcl};
+pub use password_file::PasswordFile;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::codec::{Connect, ReasonCode};
 use crate::config::AuthConfig;
+
+/// Why a file named in `settings.auth` could not be used. Nothing is half-loaded: the broker
+/// does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthFileError {
+    #[error("settings.auth.{field} {path}: cannot read: {source}")]
+    Read {
+        field: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("settings.auth.{field} {path}:{line}: {reason}")]
+    Line {
+        field: &'static str,
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+}
+
+/// Reads the file at `path` (the setting `field`) and parses it with `parse`, which names the
+/// 1-based line at fault.
+fn load<T>(
+    field: &'static str,
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, (usize, String)>,
+) -> Result<T, AuthFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AuthFileError::Read {
+        field,
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text).map_err(|(line, reason)| AuthFileError::Line {
+        field,
+        path: path.to_owned(),
+        line,
+        reason,
+    })
+}
 
 /// An authenticator's answer to a CONNECT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +77,17 @@ pub trait Authenticator: Send + Sync {
     /// Decides on a CONNECT's credentials.
     fn authenticate(&self, connect: &Connect) -> Decision;
 
+    /// Whether [`Authenticator::acl_for`] gives any client rules.
+    fn enforces_topic_rules(&self) -> bool {
+        false
+    }
+
+    /// The topic rules of a client whose CONNECT was allowed, connected as `client_id` (the
+    /// CONNECT's, or the one the broker assigned); `None`: every topic.
+    fn acl_for(&self, _connect: &Connect, _client_id: &str) -> Option<Arc<ClientAcl>> {
+        None
+    }
+
     /// The common first step: an Authentication Method nobody supports is 0x8C.
     fn check_method(&self, connect: &Connect) -> Decision {
         match &connect.properties.authentication_method {
@@ -49,24 +104,35 @@ pub trait Authenticator: Send + Sync {
 pub struct ConfiguredAuth {
     allow_anonymous: bool,
     passwords: Option<PasswordFile>,
+    acl: Option<AclFile>,
 }
 
 impl ConfiguredAuth {
-    /// The authenticator `config` describes, with its password file read and checked.
-    pub fn new(config: &AuthConfig) -> Result<ConfiguredAuth, PasswordFileError> {
+    /// The authenticator `config` describes, with its password and ACL files read and
+    /// checked.
+    pub fn new(config: &AuthConfig) -> Result<ConfiguredAuth, AuthFileError> {
         let passwords = config
             .password_file
             .as_deref()
-            .map(PasswordFile::load)
+            .map(|path| load("passwordFile", path, PasswordFile::parse))
             .transpose()?;
-        Ok(ConfiguredAuth::with_passwords(config, passwords))
+        let acl = config
+            .acl_file
+            .as_deref()
+            .map(|path| load("aclFile", path, AclFile::parse))
+            .transpose()?;
+        Ok(ConfiguredAuth {
+            acl,
+            ..ConfiguredAuth::with_passwords(config, passwords)
+        })
     }
 
-    /// The authenticator `config` describes, with `passwords` as its users.
+    /// The authenticator `config` describes, with `passwords` as its users and no ACL file.
     pub fn with_passwords(config: &AuthConfig, passwords: Option<PasswordFile>) -> ConfiguredAuth {
         ConfiguredAuth {
             allow_anonymous: config.anonymous_allowed(),
             passwords,
+            acl: None,
         }
     }
 }
@@ -80,7 +146,7 @@ impl Authenticator for ConfiguredAuth {
         if let Decision::Deny(reason) = self.check_method(connect) {
             return Decision::Deny(reason);
         }
-        match (&connect.username, &self.passwords) {
+        let credentials = match (&connect.username, &self.passwords) {
             (None, _) if !self.allow_anonymous => Decision::Deny(ReasonCode::NotAuthorized),
             (None, _) | (Some(_), None) => Decision::Allow,
             (Some(username), Some(passwords)) => {
@@ -91,7 +157,27 @@ impl Authenticator for ConfiguredAuth {
                     Decision::Deny(ReasonCode::BadUserNameOrPassword)
                 }
             }
+        };
+        // A Will goes out under the client's name: it must be allowed to publish it.
+        let will_denied = connect.will.as_ref().is_some_and(|will| {
+            self.acl_for(connect, &connect.client_id)
+                .is_some_and(|acl| !acl.may_publish(&will.topic))
+        });
+        match credentials {
+            Decision::Allow if will_denied => Decision::Deny(ReasonCode::NotAuthorized),
+            decision => decision,
         }
+    }
+
+    fn enforces_topic_rules(&self) -> bool {
+        self.acl.is_some()
+    }
+
+    fn acl_for(&self, connect: &Connect, client_id: &str) -> Option<Arc<ClientAcl>> {
+        let acl = self.acl.as_ref()?;
+        Some(Arc::new(
+            acl.for_client(connect.username.as_deref(), client_id),
+        ))
     }
 }
 

@@ -10,28 +10,11 @@
 //! line that cannot be read stops start-up with its number; nothing is half-loaded.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use sha2::{Digest, Sha512};
 use subtle::ConstantTimeEq;
-
-/// Why a password file could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum PasswordFileError {
-    #[error("{path}: cannot read: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}:{line}: {reason}")]
-    Line {
-        path: PathBuf,
-        line: usize,
-        reason: String,
-    },
-}
 
 /// How one user's password is checked.
 #[derive(Clone)]
@@ -128,19 +111,6 @@ impl std::fmt::Debug for PasswordFile {
 }
 
 impl PasswordFile {
-    /// Reads and checks every line of the file at `path`.
-    pub fn load(path: &Path) -> Result<PasswordFile, PasswordFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PasswordFileError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        PasswordFile::parse(&text).map_err(|(line, reason)| PasswordFileError::Line {
-            path: path.to_owned(),
-            line,
-            reason,
-        })
-    }
-
     /// Parses a password file's text; an error carries the 1-based line at fault.
     pub fn parse(text: &str) -> Result<PasswordFile, (usize, String)> {
         let mut users = HashMap::new();

@@ -140,6 +140,7 @@ where
             version,
             receive_maximum: client_receive_maximum,
             maximum_packet_size: client_maximum_packet_size,
+            acl: broker.authenticator.acl_for(&connect, &client_id),
         },
     );
     broker.stats.connected(version);

@@ -126,6 +126,14 @@ where
         }
     }
 
+    /// This client's topic rules, when the broker has any (`None`: every topic).
+    fn topic_rules(&self) -> Option<std::sync::Arc<crate::auth::ClientAcl>> {
+        if !self.broker.acl_enabled {
+            return None;
+        }
+        self.attached.session.state.lock().acl.clone()
+    }
+
     fn on_publish(&mut self, mut publish: Publish, run: &mut PublishRun) -> Result<(), Close> {
         Stats::add(&self.listener_publishes, 1);
         let settings = self.broker.settings();
@@ -178,6 +186,11 @@ where
             Some(ReasonCode::TopicNameInvalid)
         } else if publish.topic.starts_with('$') {
             // $SYS and other $-topics belong to the broker.
+            Some(ReasonCode::NotAuthorized)
+        } else if self
+            .topic_rules()
+            .is_some_and(|acl| !acl.may_publish(&publish.topic))
+        {
             Some(ReasonCode::NotAuthorized)
         } else if publish.properties.payload_format_indicator == Some(true)
             && std::str::from_utf8(&publish.payload).is_err()
@@ -286,6 +299,7 @@ where
         }
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         let mut retained_for: Vec<(ByteString, QoS)> = Vec::new();
+        let rules = self.topic_rules();
         for (filter, mut options) in subscribe.filters {
             let shared = split_shared(&filter).is_some();
             let inner = split_shared(&filter)
@@ -306,6 +320,8 @@ where
                 Some(ReasonCode::TopicFilterInvalid)
             } else if !known && count >= settings.limits.max_subscriptions_per_client as usize {
                 Some(ReasonCode::QuotaExceeded)
+            } else if rules.as_ref().is_some_and(|acl| !acl.may_subscribe(inner)) {
+                Some(ReasonCode::NotAuthorized)
             } else {
                 None
             };

@@ -33,10 +33,8 @@ pub enum StartError {
     },
     #[error("listener {name:?}: tls.{source}")]
     Tls { name: String, source: Box<TlsError> },
-    #[error("settings.auth.passwordFile: {0}")]
-    PasswordFile(#[from] crate::auth::PasswordFileError),
-    #[error("settings.auth.aclFile is set, but this build does not enforce ACL files yet; it refuses to start rather than let every user reach every topic")]
-    AclFileUnsupported,
+    #[error("{0}")]
+    AuthFile(#[from] crate::auth::AuthFileError),
 }
 
 /// A started broker.
@@ -59,9 +57,6 @@ pub async fn start_with_authenticator(
     config: BrokerConfig,
     authenticator: Box<dyn crate::auth::Authenticator>,
 ) -> Result<RunningBroker, StartError> {
-    if config.settings.auth.acl_file.is_some() {
-        return Err(StartError::AclFileUnsupported);
-    }
     let mut bound = Vec::new();
     for listener in &config.listeners {
         let layers = Layers::of(listener)?;

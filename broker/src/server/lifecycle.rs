@@ -2,6 +2,7 @@
 //! Will Messages with their delay, session expiry, and handing a departed shared-subscription
 //! member's unacknowledged messages to another member.
 
+use crate::auth::ClientAcl;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,9 @@ pub struct AttachParams {
     pub version: ProtocolVersion,
     pub receive_maximum: u16,
     pub maximum_packet_size: u32,
+    /// The connecting client's topic rules (`None`: every topic); they replace the previous
+    /// connection's, under the same lock, so no message is checked against the wrong rules.
+    pub acl: Option<Arc<ClientAcl>>,
 }
 
 impl Broker {
@@ -80,6 +84,7 @@ impl Broker {
                 maximum_packet_size: params.maximum_packet_size,
             });
             st.kick = None;
+            st.acl = params.acl;
             st.expiry_interval = params.expiry_interval;
             st.disconnected_at = None;
             if params.clean_start || !existed {

@@ -18,7 +18,7 @@ pub use crate::metrics::Stats;
 use crate::metrics::{DropReason, PoolCollector, StateCollector};
 pub use lifecycle::{AttachParams, Attached, WillOnClose};
 
-use crate::auth::{Authenticator, ConfiguredAuth, PasswordFileError};
+use crate::auth::{AuthFileError, Authenticator, ConfiguredAuth};
 use crate::codec::{ByteString, QoS};
 use crate::config::{BrokerConfig, BrokerSettings};
 use crate::pool::{Handles, MessageRef};
@@ -31,6 +31,9 @@ pub struct Broker {
     pub config: BrokerConfig,
     /// Decides who may connect (the authentication hook).
     pub authenticator: Box<dyn Authenticator>,
+    /// Whether the authenticator gives clients topic rules (an ACL file): only then do
+    /// PUBLISH and SUBSCRIBE look them up.
+    pub acl_enabled: bool,
     /// Every session, by client identifier.
     pub sessions: SessionMap,
     pub router: RwLock<SubscriptionTree>,
@@ -69,7 +72,7 @@ pub struct Routed {
 
 impl Broker {
     /// A broker authenticating clients as its configuration says (its password file read).
-    pub fn new(config: BrokerConfig) -> Result<Arc<Broker>, PasswordFileError> {
+    pub fn new(config: BrokerConfig) -> Result<Arc<Broker>, AuthFileError> {
         let authenticator = Box::new(ConfiguredAuth::new(&config.settings.auth)?);
         Ok(Broker::with_authenticator(config, authenticator))
     }
@@ -81,6 +84,7 @@ impl Broker {
     ) -> Arc<Broker> {
         let broker = Arc::new(Broker {
             config,
+            acl_enabled: authenticator.enforces_topic_rules(),
             authenticator,
             sessions: SessionMap::default(),
             router: RwLock::new(SubscriptionTree::new()),
@@ -317,6 +321,7 @@ mod tests {
                 version: crate::codec::ProtocolVersion::V3_1_1,
                 receive_maximum: 10,
                 maximum_packet_size: u32::MAX,
+                acl: None,
             },
         );
         let subscription = crate::router::Subscription {

@@ -10,6 +10,7 @@ mod message;
 mod outgoing;
 mod signal;
 
+use crate::auth::ClientAcl;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
@@ -158,6 +159,9 @@ pub struct SessionState {
     /// Wakes the task holding a delayed Will Message when a connection attaches, so it can
     /// be cancelled (session resumed) or published now (session ended by Clean Start).
     pub will_timer: Option<Arc<Notify>>,
+    /// The topic rules of the client that last connected (`None`: every topic); a message it
+    /// may not read is not queued.
+    pub acl: Option<Arc<ClientAcl>>,
 }
 
 /// A session, shared between its connection task and every publisher that routes to it.
@@ -187,6 +191,7 @@ impl Session {
                 removed: false,
                 started_generation: 0,
                 will_timer: None,
+                acl: None,
             }),
         })
     }
@@ -204,6 +209,13 @@ impl Session {
         let mut state = self.state.lock();
         let mut queued = false;
         for item in items {
+            if state
+                .acl
+                .as_ref()
+                .is_some_and(|acl| !acl.may_read(&item.message.topic))
+            {
+                continue;
+            }
             let qos = item.qos;
             let result = state.enqueue(item, max_queued, policy, now);
             queued |= matches!(result, Enqueued::Queued | Enqueued::QueuedDroppingOldest);
