@@ -224,6 +224,7 @@ impl Broker {
         let limits = &self.settings().limits;
         session.deliver(
             items,
+            self.acl_enabled,
             limits.max_queued_messages as usize,
             limits.queue_full_policy,
             now,
