@@ -2,8 +2,10 @@
 //! (`mqtts`), WebSocket (`ws`) or both (`wss`); and the handshakes that set them up before the
 //! connection is served.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,45 +70,79 @@ impl Layers {
         publishes: IntCounter,
         failures: IntCounter,
     ) {
+        if let Err(error) = self.set_up_and_serve(broker, stream, peer, publishes).await {
+            failures.inc();
+            tracing::debug!(%peer, %error, "handshake failed");
+        }
+    }
+
+    /// The work of [`Layers::serve`] for each kind of listener, boxed per kind: one future
+    /// holding every kind's states at once took 22 KB, for as long as each connection lived.
+    fn set_up_and_serve(
+        self,
+        broker: Arc<Broker>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        publishes: IntCounter,
+    ) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send>> {
         let max_message = broker.settings().limits.max_packet_size as usize + WS_MESSAGE_SLACK;
-        let error = match self {
-            Layers::Plain => return connection::serve(broker, stream, peer, publishes).await,
-            Layers::Tls(tls) => match within_timeout(tls.handshake(stream)).await {
-                Ok(stream) => return serve_layered(broker, stream, peer, publishes).await,
-                Err(error) => error,
-            },
-            Layers::Ws => match within_timeout(websocket::accept(stream, max_message)).await {
-                Ok(stream) => return serve_layered(broker, stream, peer, publishes).await,
-                Err(error) => error,
-            },
-            Layers::Wss(tls) => {
+        match self {
+            Layers::Plain => Box::pin(async move {
+                connection::serve(broker, stream, peer, publishes).await;
+                Ok(())
+            }),
+            Layers::Tls(tls) => Box::pin(async move {
+                let stream = within_timeout(tls.handshake(stream)).await?;
+                serve_layered(broker, stream, peer, publishes).await;
+                Ok(())
+            }),
+            Layers::Ws => Box::pin(async move {
+                let stream = within_timeout(websocket::accept(stream, max_message)).await?;
+                serve_layered(broker, stream, peer, publishes).await;
+                Ok(())
+            }),
+            Layers::Wss(tls) => Box::pin(async move {
                 let layered = async {
                     let stream = tls.handshake(stream).await?;
                     websocket::accept(stream, max_message).await
                 };
-                match within_timeout(layered).await {
-                    Ok(stream) => return serve_layered(broker, stream, peer, publishes).await,
-                    Err(error) => error,
-                }
-            }
-        };
-        failures.inc();
-        tracing::debug!(%peer, %error, "handshake failed");
+                let stream = within_timeout(layered).await?;
+                serve_layered(broker, stream, peer, publishes).await;
+                Ok(())
+            }),
+        }
     }
 }
 
-/// Serves a connection whose layers are set up.
-async fn serve_layered<T>(broker: Arc<Broker>, stream: T, peer: SocketAddr, publishes: IntCounter)
+/// Serves a connection whose layers are set up, boxed at its own size: the task's future
+/// holds every arm of [`Layers::serve`] at once, and inline the largest stream type (WebSocket
+/// over TLS) would set the size of all of them.
+fn serve_layered<T>(
+    broker: Arc<Broker>,
+    stream: T,
+    peer: SocketAddr,
+    publishes: IntCounter,
+) -> Pin<Box<impl Future<Output = ()>>>
 where
     T: OverSocket + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync + 'static,
 {
-    connection::serve(broker, Layered::new(stream), peer, publishes).await
+    Box::pin(connection::serve(
+        broker,
+        Layered::new(stream),
+        peer,
+        publishes,
+    ))
 }
 
-async fn within_timeout<T>(
-    handshake: impl std::future::Future<Output = io::Result<T>>,
-) -> io::Result<T> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
-        .await
-        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+/// Runs a handshake within [`HANDSHAKE_TIMEOUT`], boxed: the handshakes' state (22 KB for
+/// TLS and WebSocket together) is freed when they finish; inline, it widened the task of every
+/// TLS or WebSocket connection for as long as the connection lived.
+fn within_timeout<T>(
+    handshake: impl Future<Output = io::Result<T>>,
+) -> Pin<Box<impl Future<Output = io::Result<T>>>> {
+    Box::pin(async move {
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+            .await
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+    })
 }
