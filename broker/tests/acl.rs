@@ -140,6 +140,14 @@ async fn a_subscription_without_read_access_is_refused_per_filter() {
             [refused],
             "write-only"
         );
+        // A shared subscription must be readable throughout: a member that dropped a message
+        // would lose it for its whole group.
+        let shared = suback(
+            &mut alice,
+            &["$share/g/sensors/#", "$share/g/sensors/bob/+"],
+        )
+        .await;
+        assert_eq!(shared, [refused, ReasonCode::Success], "{version:?}");
     }
     broker.shutdown().await;
 }

@@ -19,7 +19,8 @@
 //! `deny`, and receives a message when one grants `read` and none says `deny`. A SUBSCRIBE
 //! filter is granted when some readable filter overlaps it and no `deny` rule covers it;
 //! each message is still checked before it is queued, so `#` brings only what the client may
-//! read. A pattern is not applied to a client whose identifier (for `%c`) or username (`%u`)
+//! read. A shared subscription's filter must be readable throughout, since a group member
+//! that dropped a message would lose it for the whole group. A pattern is not applied to a client whose identifier (for `%c`) or username (`%u`)
 //! holds `+`, `#` or `/`, which would widen it, nor `%u` ones to clients without a username.
 
 use std::collections::HashMap;
@@ -173,18 +174,36 @@ impl ClientAcl {
         self.allows(topic, Action::Read)
     }
 
-    /// Whether the client may subscribe to `filter` (without a `$share/{group}/` prefix).
+    /// Whether the client may join a shared subscription on `filter` (without the
+    /// `$share/{group}/` prefix): only if it may read every topic the filter matches. A group
+    /// hands each message to one member; a member that could not read it would lose it for
+    /// the whole group.
+    pub fn may_share(&self, filter: &str) -> bool {
+        self.may_take(filter, filters_overlap, filter_covers)
+    }
+
+    /// Whether the client may subscribe to `filter` (without a `$share/{group}/` prefix). A
+    /// deny rule refuses it when the filter, read as a topic, matches the rule.
     pub fn may_subscribe(&self, filter: &str) -> bool {
-        // A deny rule covers the filter when the filter, read as a topic, matches it.
+        self.may_take(filter, filter_matches, filters_overlap)
+    }
+
+    /// No deny rule `denies(rule, filter)`, and some read rule `grants(rule, filter)`.
+    fn may_take(
+        &self,
+        filter: &str,
+        denies: fn(&str, &str) -> bool,
+        grants: fn(&str, &str) -> bool,
+    ) -> bool {
         let denied = self
             .rules
             .iter()
-            .any(|r| r.access == Access::Deny && filter_matches(&r.filter, filter));
+            .any(|r| r.access == Access::Deny && denies(&r.filter, filter));
         !denied
             && self
                 .rules
                 .iter()
-                .any(|r| r.access.grants(Action::Read) && filters_overlap(&r.filter, filter))
+                .any(|r| r.access.grants(Action::Read) && grants(&r.filter, filter))
     }
 
     fn allows(&self, topic: &str, action: Action) -> bool {
@@ -219,11 +238,33 @@ pub fn filter_matches(filter: &str, topic: &str) -> bool {
     topic_levels.next().is_none()
 }
 
+/// Whether one filter starts with a `$` level and the other with a wildcard: a wildcard first
+/// level does not reach `$` topics, so no topic matches both.
+fn dollar_vs_wildcard(a: &str, b: &str) -> bool {
+    let wildcard = |f: &str| f.starts_with(['+', '#']);
+    (a.starts_with('$') && wildcard(b)) || (b.starts_with('$') && wildcard(a))
+}
+
+/// Whether every topic `inner` matches also matches `outer`.
+fn filter_covers(outer: &str, inner: &str) -> bool {
+    if dollar_vs_wildcard(outer, inner) {
+        return false;
+    }
+    let (mut outer, mut inner) = (outer.split('/'), inner.split('/'));
+    loop {
+        match (outer.next(), inner.next()) {
+            (Some("#"), _) => return true,
+            (None, None) => return true,
+            (Some("+"), Some(level)) if level != "#" => {}
+            (Some(o), Some(i)) if o == i && o != "+" => {}
+            _ => return false,
+        }
+    }
+}
+
 /// Whether some topic matches both filters.
 fn filters_overlap(a: &str, b: &str) -> bool {
-    // A wildcard first level does not reach `$` topics.
-    let dollar_vs_wildcard = |x: &str, y: &str| x.starts_with('$') && y.starts_with(['+', '#']);
-    if dollar_vs_wildcard(a, b) || dollar_vs_wildcard(b, a) {
+    if dollar_vs_wildcard(a, b) {
         return false;
     }
     let (mut a, mut b) = (a.split('/'), b.split('/'));

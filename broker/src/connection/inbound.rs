@@ -320,7 +320,13 @@ where
                 Some(ReasonCode::TopicFilterInvalid)
             } else if !known && count >= settings.limits.max_subscriptions_per_client as usize {
                 Some(ReasonCode::QuotaExceeded)
-            } else if rules.as_ref().is_some_and(|acl| !acl.may_subscribe(inner)) {
+            } else if rules.as_ref().is_some_and(|acl| {
+                if shared {
+                    !acl.may_share(inner)
+                } else {
+                    !acl.may_subscribe(inner)
+                }
+            }) {
                 Some(ReasonCode::NotAuthorized)
             } else {
                 None

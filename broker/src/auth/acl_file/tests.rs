@@ -149,6 +149,42 @@ fn filters_overlap_when_some_topic_matches_both_either_way_round() {
 }
 
 #[test]
+fn a_shared_subscription_needs_read_access_to_everything_it_matches() {
+    let alice = acl().for_client(Some("alice"), "alice-1");
+    assert!(alice.may_share("sensors/bob/+"));
+    assert!(alice.may_share("sensors/alice/#"));
+    assert!(
+        !alice.may_share("sensors/#"),
+        "overlaps the denied sensors/secret/#: a member would drop some of the group's messages"
+    );
+    assert!(!alice.may_share("#"), "not all readable");
+    assert!(
+        alice.may_subscribe("#"),
+        "while a plain subscription filters per message"
+    );
+}
+
+#[test]
+fn a_filter_covers_another_when_it_matches_all_its_topics() {
+    check(
+        filter_covers,
+        &[
+            ("a/#", "a/b/+", true),
+            ("a/#", "a", true),
+            ("a/+", "a/b", true),
+            ("a/+", "a/+", true),
+            ("a/+", "a/#", false),
+            ("a/b", "a/+", false),
+            ("+/b", "a/b", true),
+            ("#", "x/#", true),
+            ("$SYS/#", "#", false),
+            ("#", "$SYS/x", false),
+            ("a/+", "a/b/c", false),
+        ],
+    );
+}
+
+#[test]
 fn errors_name_the_line() {
     for (text, line, reason) in [
         ("topic read a\nbogus x\n", 2, "unknown keyword"),
