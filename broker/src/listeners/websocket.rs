@@ -151,9 +151,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        let n = bufs.iter().map(|b| b.len()).sum();
+        if n == 0 {
+            // Nothing to send: no empty message on the wire.
+            return Poll::Ready(Ok(0));
+        }
         let mut inner = Pin::new(&mut self.inner);
         ready!(inner.as_mut().poll_ready(cx)).map_err(io::Error::other)?;
-        let n = bufs.iter().map(|b| b.len()).sum();
         let mut message = Vec::with_capacity(n);
         for b in bufs {
             message.extend_from_slice(b);
