@@ -24,6 +24,7 @@
 //! holds `+`, `#` or `/`, which would widen it, nor `%u` ones to clients without a username.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::codec::topic::is_valid_plain_filter;
 
@@ -58,18 +59,21 @@ struct Rule {
     filter: String,
 }
 
-/// A parsed ACL file.
+/// A parsed ACL file. Each user's rules are shared by all of that user's connections; only
+/// patterns are filled in per client.
 #[derive(Debug, Clone, Default)]
 pub struct AclFile {
-    anonymous: Vec<Rule>,
-    users: HashMap<String, Vec<Rule>>,
+    anonymous: Arc<[Rule]>,
+    users: HashMap<String, Arc<[Rule]>>,
     patterns: Vec<Rule>,
 }
 
 impl AclFile {
     /// Parses an ACL file's text; an error carries the 1-based line at fault.
     pub fn parse(text: &str) -> Result<AclFile, (usize, String)> {
-        let mut acl = AclFile::default();
+        let mut anonymous = Vec::new();
+        let mut users: HashMap<String, Vec<Rule>> = HashMap::new();
+        let mut patterns = Vec::new();
         let mut user: Option<String> = None;
         for (index, raw) in text.lines().enumerate() {
             let line = raw.trim();
@@ -83,14 +87,14 @@ impl AclFile {
                 "user" if rest.is_empty() => return Err(fail("`user` needs a username".into())),
                 "user" => {
                     user = Some(rest.to_string());
-                    acl.users.entry(rest.to_string()).or_default();
+                    users.entry(rest.to_string()).or_default();
                 }
                 "topic" | "pattern" => {
                     let rule = parse_rule(rest).map_err(fail)?;
                     match (keyword, &user) {
-                        ("pattern", _) => acl.patterns.push(rule),
-                        (_, Some(name)) => acl.users.entry(name.clone()).or_default().push(rule),
-                        (_, None) => acl.anonymous.push(rule),
+                        ("pattern", _) => patterns.push(rule),
+                        (_, Some(name)) => users.entry(name.clone()).or_default().push(rule),
+                        (_, None) => anonymous.push(rule),
                     }
                 }
                 other => {
@@ -100,17 +104,21 @@ impl AclFile {
                 }
             }
         }
-        Ok(acl)
+        Ok(AclFile {
+            anonymous: anonymous.into(),
+            users: users.into_iter().map(|(k, v)| (k, v.into())).collect(),
+            patterns,
+        })
     }
 
     /// The rules that apply to the client `client_id`, authenticated as `username` (none for
     /// an anonymous client), with patterns filled in.
     pub fn for_client(&self, username: Option<&str>, client_id: &str) -> ClientAcl {
         let own = match username {
-            Some(name) => self.users.get(name).map_or(&[][..], Vec::as_slice),
-            None => &self.anonymous,
+            Some(name) => self.users.get(name).cloned().unwrap_or_default(),
+            None => Arc::clone(&self.anonymous),
         };
-        let mut rules = own.to_vec();
+        let mut filled = Vec::new();
         let widens = |value: &str| value.contains(['+', '#', '/']);
         for pattern in &self.patterns {
             let uses_user = pattern.filter.contains("%u");
@@ -124,12 +132,15 @@ impl AclFile {
                 continue;
             }
             let filter = pattern.filter.replace("%c", client_id).replace("%u", user);
-            rules.push(Rule {
+            filled.push(Rule {
                 access: pattern.access,
                 filter,
             });
         }
-        ClientAcl { rules }
+        ClientAcl {
+            own,
+            patterns: filled,
+        }
     }
 }
 
@@ -160,7 +171,10 @@ fn parse_rule(rest: &str) -> Result<Rule, String> {
 /// The rules of one client (see the module documentation for how they decide).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientAcl {
-    rules: Vec<Rule>,
+    /// The user's (or the anonymous clients') rules, shared.
+    own: Arc<[Rule]>,
+    /// The patterns, filled in for this client.
+    patterns: Vec<Rule>,
 }
 
 impl ClientAcl {
@@ -196,19 +210,21 @@ impl ClientAcl {
         grants: fn(&str, &str) -> bool,
     ) -> bool {
         let denied = self
-            .rules
-            .iter()
+            .rules()
             .any(|r| r.access == Access::Deny && denies(&r.filter, filter));
         !denied
             && self
-                .rules
-                .iter()
+                .rules()
                 .any(|r| r.access.grants(Action::Read) && grants(&r.filter, filter))
+    }
+
+    fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.own.iter().chain(&self.patterns)
     }
 
     fn allows(&self, topic: &str, action: Action) -> bool {
         let mut granted = false;
-        for rule in &self.rules {
+        for rule in self.rules() {
             if filter_matches(&rule.filter, topic) {
                 if rule.access == Access::Deny {
                     return false;

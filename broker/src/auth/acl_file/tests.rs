@@ -78,6 +78,25 @@ fn patterns_apply_to_every_client_with_its_identity() {
 }
 
 #[test]
+fn connections_of_one_user_share_its_rules_and_copy_only_patterns() {
+    let acl = acl();
+    let (first, second) = (
+        acl.for_client(Some("alice"), "a-1"),
+        acl.for_client(Some("alice"), "a-2"),
+    );
+    assert!(
+        Arc::ptr_eq(&first.own, &second.own),
+        "one copy per user, not per connection"
+    );
+    assert_eq!(
+        first.patterns.len(),
+        2,
+        "clients/%c/# and users/%u/inbox filled in"
+    );
+    assert_ne!(first.patterns, second.patterns);
+}
+
+#[test]
 fn a_pattern_is_not_widened_by_wildcards_in_an_identity() {
     for client_id in ["+", "#", "a/b"] {
         let acl = acl().for_client(Some("alice"), client_id);
