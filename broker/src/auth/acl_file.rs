@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::codec::topic::is_valid_plain_filter;
+use crate::codec::topic::{filter_matches, is_valid_plain_filter};
 
 /// What a rule allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,24 +234,6 @@ impl ClientAcl {
         }
         granted
     }
-}
-
-/// Whether `topic` matches `filter` (section 4.7): `+` one level, `#` this level and all below
-/// (its parent too); a wildcard first level does not match a topic starting with `$`.
-pub fn filter_matches(filter: &str, topic: &str) -> bool {
-    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
-        return false;
-    }
-    let mut topic_levels = topic.split('/');
-    for level in filter.split('/') {
-        match (level, topic_levels.next()) {
-            ("#", _) => return true,
-            ("+", Some(_)) => {}
-            (literal, Some(t)) if literal == t => {}
-            _ => return false,
-        }
-    }
-    topic_levels.next().is_none()
 }
 
 /// Whether one filter starts with a `$` level and the other with a wildcard: a wildcard first

@@ -12,7 +12,7 @@
 mod acl_file;
 mod password_file;
 
-pub use acl_file::{filter_matches, AclFile, ClientAcl};
+pub use acl_file::{AclFile, ClientAcl};
 pub use password_file::PasswordFile;
 
 use std::path::{Path, PathBuf};

@@ -56,6 +56,26 @@ pub fn has_wildcard(filter: &str) -> bool {
     filter.contains(['+', '#'])
 }
 
+/// Whether `topic` matches the plain `filter` (section 4.7): `+` one level, `#` this level and all below
+/// (its parent too); a wildcard first level does not match a topic starting with `$`
+/// [MQTT-4.7.2-1]. The tries match many filters at once; this checks one (topic rules, and
+/// the tries' property tests).
+pub fn filter_matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
+        return false;
+    }
+    let mut topic_levels = topic.split('/');
+    for level in filter.split('/') {
+        match (level, topic_levels.next()) {
+            ("#", _) => return true,
+            ("+", Some(_)) => {}
+            (literal, Some(t)) if literal == t => {}
+            _ => return false,
+        }
+    }
+    topic_levels.next().is_none()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +124,28 @@ mod tests {
         assert_eq!(split_shared("$share/g/"), Some(Err(())));
         assert!(!is_valid_topic_filter("$share/g/a#"));
         assert!(is_valid_topic_filter("$share/g/#"));
+    }
+
+    #[test]
+    fn mqtt_4_7_filter_matching_follows_the_spec_examples() {
+        assert!(filter_matches(
+            "sport/tennis/player1/#",
+            "sport/tennis/player1"
+        ));
+        assert!(filter_matches(
+            "sport/tennis/player1/#",
+            "sport/tennis/player1/score/wimbledon"
+        ));
+        assert!(filter_matches("sport/#", "sport"));
+        assert!(filter_matches("sport/+", "sport/"));
+        assert!(!filter_matches("sport/+", "sport"));
+        assert!(!filter_matches(
+            "sport/tennis/+",
+            "sport/tennis/player1/ranking"
+        ));
+        assert!(filter_matches("+/+", "/finance"));
+        assert!(!filter_matches("+", "/finance"));
+        assert!(!filter_matches("#", "$SYS/x"));
+        assert!(filter_matches("$SYS/#", "$SYS/x"));
     }
 }

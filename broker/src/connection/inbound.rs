@@ -126,12 +126,18 @@ where
         }
     }
 
-    /// This client's topic rules, when the broker has any (`None`: every topic).
-    fn topic_rules(&self) -> Option<std::sync::Arc<crate::auth::ClientAcl>> {
-        if !self.broker.acl_enabled {
-            return None;
-        }
-        self.attached.session.state.lock().acl.clone()
+    /// Whether this client's topic rules, if the broker has any, `refuse` something: looked
+    /// at under the session lock, without taking a reference to them.
+    fn refused_by_rules(&self, refuse: impl FnOnce(&crate::auth::ClientAcl) -> bool) -> bool {
+        self.broker.acl_enabled
+            && self
+                .attached
+                .session
+                .state
+                .lock()
+                .acl
+                .as_deref()
+                .is_some_and(refuse)
     }
 
     fn on_publish(&mut self, mut publish: Publish, run: &mut PublishRun) -> Result<(), Close> {
@@ -187,10 +193,7 @@ where
         } else if publish.topic.starts_with('$') {
             // $SYS and other $-topics belong to the broker.
             Some(ReasonCode::NotAuthorized)
-        } else if self
-            .topic_rules()
-            .is_some_and(|acl| !acl.may_publish(&publish.topic))
-        {
+        } else if self.refused_by_rules(|acl| !acl.may_publish(&publish.topic)) {
             Some(ReasonCode::NotAuthorized)
         } else if publish.properties.payload_format_indicator == Some(true)
             && std::str::from_utf8(&publish.payload).is_err()
@@ -299,7 +302,6 @@ where
         }
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         let mut retained_for: Vec<(ByteString, QoS)> = Vec::new();
-        let rules = self.topic_rules();
         for (filter, mut options) in subscribe.filters {
             let shared = split_shared(&filter).is_some();
             let inner = split_shared(&filter)
@@ -320,7 +322,7 @@ where
                 Some(ReasonCode::TopicFilterInvalid)
             } else if !known && count >= settings.limits.max_subscriptions_per_client as usize {
                 Some(ReasonCode::QuotaExceeded)
-            } else if rules.as_ref().is_some_and(|acl| {
+            } else if self.refused_by_rules(|acl| {
                 if shared {
                     !acl.may_share(inner)
                 } else {

@@ -26,10 +26,9 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// end of one packet and the start of the next).
 const WS_MESSAGE_SLACK: usize = 64 * 1024;
 
-/// The layers of one listener, made once at start-up.
+/// The layers of one listener, made once at start-up (a plain `mqtt` listener has none).
 #[derive(Clone)]
 pub(super) enum Layers {
-    Plain,
     Tls(TlsListener),
     Ws,
     Wss(TlsListener),
@@ -37,7 +36,7 @@ pub(super) enum Layers {
 
 impl Layers {
     /// The layers `listener` asks for, with its TLS files read and checked.
-    pub(super) fn of(listener: &ListenerConfig) -> Result<Layers, StartError> {
+    pub(super) fn of(listener: &ListenerConfig) -> Result<Option<Layers>, StartError> {
         let tls = || {
             let files = listener.tls.as_ref().ok_or(TlsError::NoFiles);
             files
@@ -48,16 +47,11 @@ impl Layers {
                 })
         };
         Ok(match listener.protocol {
-            ListenerProtocol::Mqtt => Layers::Plain,
-            ListenerProtocol::Mqtts => Layers::Tls(tls()?),
-            ListenerProtocol::Ws => Layers::Ws,
-            ListenerProtocol::Wss => Layers::Wss(tls()?),
+            ListenerProtocol::Mqtt => None,
+            ListenerProtocol::Mqtts => Some(Layers::Tls(tls()?)),
+            ListenerProtocol::Ws => Some(Layers::Ws),
+            ListenerProtocol::Wss => Some(Layers::Wss(tls()?)),
         })
-    }
-
-    /// Whether connections need a handshake before MQTT (and can fail it).
-    pub(super) fn has_handshake(&self) -> bool {
-        !matches!(self, Layers::Plain)
     }
 
     /// Sets up the layers on `stream` within [`HANDSHAKE_TIMEOUT`], then serves the
@@ -87,10 +81,6 @@ impl Layers {
     ) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send>> {
         let max_message = broker.settings().limits.max_packet_size as usize + WS_MESSAGE_SLACK;
         match self {
-            Layers::Plain => Box::pin(async move {
-                connection::serve(broker, stream, peer, publishes).await;
-                Ok(())
-            }),
             Layers::Tls(tls) => Box::pin(async move {
                 let stream = within_timeout(tls.handshake(stream)).await?;
                 serve_layered(broker, stream, peer, publishes).await;

@@ -140,19 +140,24 @@ async fn bind_with_backlog(bind: &str, backlog: u32) -> std::io::Result<TcpListe
     }))
 }
 
-async fn accept_loop(broker: Arc<Broker>, socket: TcpListener, name: String, layers: Layers) {
+/// Accepts connections on `socket`, serving them directly or, with `layers`, after their TLS
+/// or WebSocket handshakes.
+async fn accept_loop(
+    broker: Arc<Broker>,
+    socket: TcpListener,
+    name: String,
+    layers: Option<Layers>,
+) {
     let publishes = broker.stats.listener_publishes(&name);
     // A series only for listeners with a handshake: a plain one has none to fail.
-    let failures = layers
-        .has_handshake()
-        .then(|| broker.stats.handshake_failures(&name));
+    let layers = layers.map(|layers| (layers, broker.stats.handshake_failures(&name)));
     loop {
         tokio::select! {
             accepted = socket.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let serving = Arc::clone(&broker);
-                    match &failures {
+                    match &layers {
                         None => {
                             broker.tasks.spawn(connection::serve(
                                 serving,
@@ -161,7 +166,7 @@ async fn accept_loop(broker: Arc<Broker>, socket: TcpListener, name: String, lay
                                 publishes.clone(),
                             ));
                         }
-                        Some(failures) => {
+                        Some((layers, failures)) => {
                             broker.tasks.spawn(layers.clone().serve(
                                 serving,
                                 stream,

@@ -20,6 +20,3 @@ mod tree;
 
 pub use retained::RetainedStore;
 pub use tree::{ClientId, Match, MatchRef, Subscription, SubscriptionTree};
-
-#[cfg(test)]
-mod reference;

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 
 use super::*;
-use crate::router::reference::filter_matches;
+use crate::codec::topic::filter_matches;
 
 fn store(topics: &[&str]) -> RetainedStore<String> {
     let mut s = RetainedStore::new();

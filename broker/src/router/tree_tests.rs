@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 
 use super::*;
-use crate::router::reference::filter_matches;
+use crate::codec::topic::filter_matches;
 
 fn cid(s: &str) -> ClientId {
     ClientId::from(s)
