@@ -155,12 +155,8 @@ impl FanoutHarness {
             Ok(Some(Packet::Publish(publish))) => publish,
             other => panic!("the harness's own PUBLISH did not decode: {other:?}"),
         };
-        Message::pooled(
-            publish.topic,
-            publish.qos,
-            publish.retain,
-            publish.payload,
-            publish.properties,
+        Message::from_publish(
+            publish,
             Some(self.publisher.clone()),
             std::time::Instant::now(),
         )

@@ -14,4 +14,5 @@ pub mod pool;
 pub mod router;
 pub mod server;
 pub mod session;
+pub mod store;
 pub mod sys;

@@ -242,13 +242,16 @@ class Stack:
         # MQTT on port 0 (the log tells the port); the admin listener on a free
         # port picked here, since the broker's config check rejects two ":0"
         # binds on one address. Retried if someone takes that port first.
+        # Persistence on, as the operator configures it, so its metrics are exported too.
+        config_path = self.tmp / "ferrumq.yaml"
+        config_path.write_text(yaml.safe_dump({"persistence": {"dataDir": str(self.tmp / "data")}}))
         for attempt in range(3):
             log_path = self.tmp / f"broker-{attempt}.log"
             admin = f"127.0.0.1:{free_port()}"
             with open(log_path, "wb") as log:
                 process = subprocess.Popen(
-                    [str(broker_binary()), "--listen", "127.0.0.1:0", "--admin-listen", admin,
-                     "--log-json", "--log-level", "info"],
+                    [str(broker_binary()), "--config", str(config_path), "--listen", "127.0.0.1:0",
+                     "--admin-listen", admin, "--log-json", "--log-level", "info"],
                     stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL,
                 )
             self.processes.append(process)

@@ -25,6 +25,7 @@
 
 mod error;
 mod listener;
+mod persistence;
 mod settings;
 #[cfg(test)]
 mod tests;
@@ -36,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::ConfigError;
 pub use listener::{check_listener_name, ListenerConfig, ListenerProtocol, TlsFiles};
+pub use persistence::PersistenceConfig;
 pub use settings::{
     AuthConfig, BrokerSettings, FeaturesConfig, LimitsConfig, QueueFullPolicy, SessionConfig,
     ShutdownConfig, SysConfig, MQTT_MAX_PACKET_SIZE, MQTT_MIN_CLIENT_ID_LENGTH,
@@ -65,6 +67,8 @@ pub struct BrokerConfig {
     pub settings: BrokerSettings,
     /// Logging.
     pub log: LogConfig,
+    /// Saving retained messages and sessions across restarts.
+    pub persistence: PersistenceConfig,
 }
 
 impl Default for BrokerConfig {
@@ -74,6 +78,7 @@ impl Default for BrokerConfig {
             admin: AdminConfig::default(),
             settings: BrokerSettings::default(),
             log: LogConfig::default(),
+            persistence: PersistenceConfig::default(),
         }
     }
 }

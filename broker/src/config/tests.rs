@@ -301,3 +301,24 @@ fn schema_describes_settings() {
     assert!(json.contains("receiveMaximum"));
     assert!(json.contains("Unacknowledged QoS 1/2 PUBLISHes"));
 }
+
+#[test]
+fn persistence_is_off_by_default_and_takes_a_data_directory() {
+    assert_eq!(BrokerConfig::default().persistence.data_dir, None);
+    let c = BrokerConfig::from_yaml_str(
+        "persistence:\n  dataDir: /var/lib/ferrumq\n  autosaveIntervalSecs: 0\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.persistence.data_dir.as_deref(),
+        Some(std::path::Path::new("/var/lib/ferrumq"))
+    );
+    assert_eq!(c.persistence.autosave_interval_secs, 0);
+    let error = BrokerConfig::from_yaml_str("persistence:\n  dataDirectory: /x\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("dataDirectory") && error.contains("line 2"),
+        "{error}"
+    );
+}

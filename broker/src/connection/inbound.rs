@@ -236,16 +236,11 @@ where
             st.inbound_qos2.insert(publish.packet_id);
         }
         let (qos, packet_id) = (publish.qos, publish.packet_id);
-        let message = Message::pooled(
-            publish.topic,
-            publish.qos,
-            publish.retain,
-            publish.payload,
-            publish.properties,
-            Some(self.client_id().clone()),
-            self.last_received,
-        )
-        .map_err(|e| Close::violation(ReasonCode::ImplementationSpecificError, e.to_string()))?;
+        let message =
+            Message::from_publish(publish, Some(self.client_id().clone()), self.last_received)
+                .map_err(|e| {
+                    Close::violation(ReasonCode::ImplementationSpecificError, e.to_string())
+                })?;
         if PublishRun::admits(&message) {
             run.push(&self.broker, message);
             return Ok(());

@@ -21,6 +21,7 @@ pub use websocket::WsStream;
 use crate::config::BrokerConfig;
 use crate::connection;
 use crate::server::Broker;
+use crate::store::{Store, StoreError, StoreMetrics};
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,16 @@ pub enum StartError {
     Tls { name: String, source: Box<TlsError> },
     #[error("{0}")]
     AuthFile(#[from] crate::auth::AuthFileError),
+    #[error("persistence: {0}")]
+    Store(#[from] StoreError),
+    #[error("persistence: cannot register its metrics: {0}")]
+    StoreMetrics(#[from] prometheus::Error),
+}
+
+/// The state file a running broker saves to, and the metrics of its saves.
+struct Persistence {
+    store: Arc<Store>,
+    metrics: Arc<StoreMetrics>,
 }
 
 /// A started broker.
@@ -44,6 +55,8 @@ pub struct RunningBroker {
     pub listeners: Vec<(String, SocketAddr)>,
     /// The admin HTTP listener's bound address (`/metrics`, `/healthz`, `/readyz`, `/drain`).
     pub admin: SocketAddr,
+    /// Set with `persistence.dataDir`: saved to when the broker stops.
+    persistence: Option<Persistence>,
 }
 
 /// Binds every listener and starts accepting, authenticating as the configuration says.
@@ -85,7 +98,17 @@ pub async fn start_with_authenticator(
             bind: admin_bind,
             source,
         })?;
+    let store = match &config.persistence.data_dir {
+        Some(dir) => Some(Arc::new(Store::open(dir)?)),
+        None => None,
+    };
+    let autosave = Duration::from_secs(u64::from(config.persistence.autosave_interval_secs));
     let broker = Broker::with_authenticator(config, authenticator);
+    // Before anything is served, so no client sees the broker without its saved state.
+    let persistence = match store {
+        Some(store) => Some(restore(store, &broker, autosave)?),
+        None => None,
+    };
     tracing::info!(%admin, "admin endpoints listening");
     tokio::spawn(crate::admin::serve(Arc::clone(&broker), admin_socket));
     let mut listeners = Vec::new();
@@ -110,7 +133,34 @@ pub async fn start_with_authenticator(
         broker,
         listeners,
         admin,
+        persistence,
     })
+}
+
+/// Loads the saved state into `broker` and starts saving it every `autosave` (if not 0).
+fn restore(
+    store: Arc<Store>,
+    broker: &Arc<Broker>,
+    autosave: Duration,
+) -> Result<Persistence, StartError> {
+    let metrics = Arc::new(StoreMetrics::new(&broker.stats.registry)?);
+    let restored = store.restore(broker)?;
+    tracing::info!(
+        file = %store.path().display(),
+        sessions = restored.sessions,
+        retained = restored.retained,
+        expired = restored.expired,
+        "saved state loaded"
+    );
+    if !autosave.is_zero() {
+        tokio::spawn(crate::store::autosave(
+            Arc::clone(&store),
+            Arc::clone(broker),
+            Arc::clone(&metrics),
+            autosave,
+        ));
+    }
+    Ok(Persistence { store, metrics })
 }
 
 /// Binds `bind` (an `IP:port`, or a name resolved as [`TcpListener::bind`] resolves it: the
@@ -194,8 +244,9 @@ impl RunningBroker {
         self.listeners[0].1
     }
 
-    /// Stops accepting, tells every 5.0 client DISCONNECT 0x8B, flushes, and waits up to the
-    /// configured grace period for connections to close.
+    /// Stops accepting, tells every 5.0 client DISCONNECT 0x8B, flushes, waits up to the
+    /// configured grace period for connections to close, then (with persistence) saves the
+    /// retained messages and the sessions, now detached, for the next start.
     pub async fn shutdown(self) {
         let grace =
             Duration::from_secs(u64::from(self.broker.settings().shutdown.grace_period_secs));
@@ -206,6 +257,14 @@ impl RunningBroker {
             .is_err()
         {
             tracing::warn!("connections still open after the shutdown grace period");
+        }
+        if let Some(persistence) = &self.persistence {
+            crate::store::save_in_background(
+                &persistence.store,
+                &self.broker,
+                &persistence.metrics,
+            )
+            .await;
         }
     }
 }

@@ -191,6 +191,18 @@ impl<T: Clone> RetainedStore<T> {
         }
     }
 
+    /// Calls `f` with every retained message, in no particular order (saving a snapshot).
+    pub fn for_each(&self, mut f: impl FnMut(&T)) {
+        let mut stack = vec![ROOT];
+        while let Some(id) = stack.pop() {
+            let node = &self.nodes[id];
+            if let Some(value) = &node.value {
+                f(value);
+            }
+            stack.extend(node.children.iter().map(|(_, child)| child));
+        }
+    }
+
     /// Trie nodes in use, the root included (1 when empty).
     pub fn node_count(&self) -> usize {
         self.nodes.live()

@@ -201,3 +201,17 @@ proptest! {
         prop_assert_eq!(s.node_count(), 1);
     }
 }
+
+#[test]
+fn for_each_visits_every_retained_message_once_including_dollar_topics() {
+    let s = store(&["a", "a/b", "$SYS/x", "c/d/e", "/"]);
+    let mut seen = Vec::new();
+    s.for_each(|v| seen.push(v.clone()));
+    seen.sort();
+    let mut want: Vec<String> = ["a", "a/b", "$SYS/x", "c/d/e", "/"]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    want.sort();
+    assert_eq!(seen, want);
+}

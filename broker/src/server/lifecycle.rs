@@ -173,7 +173,13 @@ impl Broker {
         }
     }
 
-    fn schedule_session_end(self: &Arc<Self>, session: &Arc<Session>, generation: u64, secs: u32) {
+    /// Ends the session `secs` from now unless a connection attaches to it first.
+    pub(crate) fn schedule_session_end(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        generation: u64,
+        secs: u32,
+    ) {
         let broker = Arc::clone(self);
         let session = Arc::clone(session);
         tokio::spawn(async move {

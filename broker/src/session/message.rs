@@ -78,13 +78,28 @@ impl Message {
         })
     }
 
-    /// A copy of this message whose topic, payload and properties live in one allocation of
-    /// their own, for a message the broker keeps for long (a retained message). Decoded in
-    /// place, a message is a view into the read buffer it arrived in, and a view keeps its
-    /// whole buffer alive: a retained status update of 20 bytes would keep 16 KiB. The copy
-    /// is made by encoding the message and decoding it from a buffer of exactly its size.
-    pub fn detached(&self) -> Result<MessageRef, DetachError> {
-        let publish = Publish {
+    /// A message decoded from `publish` (topic, QoS, RETAIN, properties and payload).
+    pub fn from_publish(
+        publish: Publish,
+        publisher: Option<ByteString>,
+        received_at: Instant,
+    ) -> Result<MessageRef, EncodeError> {
+        Message::pooled(
+            publish.topic,
+            publish.qos,
+            publish.retain,
+            publish.payload,
+            publish.properties,
+            publisher,
+            received_at,
+        )
+    }
+
+    /// This message as one MQTT 5.0 PUBLISH packet (packet identifier 1 at QoS 1 and 2), the
+    /// form that carries every part of it: what [`detached`](Self::detached) copies through
+    /// and what the state file saves.
+    pub fn to_v5_packet(&self) -> Result<BytesMut, EncodeError> {
+        let packet = Packet::Publish(Publish {
             topic: self.topic.clone(),
             qos: self.qos,
             retain: self.retain,
@@ -92,24 +107,34 @@ impl Message {
             payload: self.payload.clone(),
             properties: self.properties.clone(),
             ..Publish::default()
-        };
-        let packet = Packet::Publish(publish);
-        let len = encoded_len(&packet, ProtocolVersion::V5)?;
-        let mut buf = BytesMut::with_capacity(len);
+        });
+        let mut buf = BytesMut::with_capacity(encoded_len(&packet, ProtocolVersion::V5)?);
         encode(&packet, ProtocolVersion::V5, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// The message in `packet`, a PUBLISH written by [`to_v5_packet`](Self::to_v5_packet);
+    /// its parts are views of `packet`'s bytes.
+    pub fn from_v5_packet(
+        packet: &mut BytesMut,
+        publisher: Option<ByteString>,
+        received_at: Instant,
+    ) -> Result<MessageRef, DetachError> {
         let mut decoder = Decoder::with_version(ProtocolVersion::V5, MAX_PACKET_SIZE_LIMIT);
-        let Some(Packet::Publish(copy)) = decoder.decode(&mut buf)? else {
+        let Some(Packet::Publish(publish)) = decoder.decode(packet)? else {
             return Err(DetachError::NotAPublish);
         };
-        Ok(Message::pooled(
-            copy.topic,
-            self.qos,
-            self.retain,
-            copy.payload,
-            copy.properties,
-            self.publisher.clone(),
-            self.received_at,
-        )?)
+        Ok(Message::from_publish(publish, publisher, received_at)?)
+    }
+
+    /// A copy of this message whose topic, payload and properties live in one allocation of
+    /// their own, for a message the broker keeps for long (a retained message). Decoded in
+    /// place, a message is a view into the read buffer it arrived in, and a view keeps its
+    /// whole buffer alive: a retained status update of 20 bytes would keep 16 KiB. The copy
+    /// is made by encoding the message and decoding it from a buffer of exactly its size.
+    pub fn detached(&self) -> Result<MessageRef, DetachError> {
+        let mut packet = self.to_v5_packet()?;
+        Message::from_v5_packet(&mut packet, self.publisher.clone(), self.received_at)
     }
 
     /// Drops what the message refers to (payload, topic, properties) so an envelope waiting in
@@ -153,14 +178,15 @@ impl Message {
 }
 
 /// Why a message could not be copied out of the buffer it arrived in. It was decoded and
-/// re-encoded by the same codec, so this means a codec bug.
+/// re-encoded by the same codec, so this means a codec bug (or, read from the state file, a
+/// damaged record).
 #[derive(Debug, thiserror::Error)]
 pub enum DetachError {
-    #[error("the message could not be re-encoded: {0}")]
+    #[error("the message could not be encoded: {0}")]
     Encode(#[from] EncodeError),
-    #[error("the re-encoded message did not decode: {0}")]
+    #[error("the encoded message did not decode: {0}")]
     Decode(#[from] DecodeError),
-    #[error("the re-encoded message decoded as another packet")]
+    #[error("the encoded message decoded as another packet")]
     NotAPublish,
 }
 

@@ -280,6 +280,18 @@ impl SessionState {
         }
     }
 
+    /// The packet identifier [`allocate_packet_id`](Self::allocate_packet_id) tries next
+    /// (kept in a saved session, so a restored one does not reuse identifiers at once).
+    pub fn next_packet_id(&self) -> u16 {
+        self.next_packet_id
+    }
+
+    /// Sets where packet identifier allocation continues (restoring a saved session); 0,
+    /// which is not a packet identifier, becomes 1.
+    pub fn set_next_packet_id(&mut self, id: u16) {
+        self.next_packet_id = id.max(1);
+    }
+
     /// Removes and returns the in-flight entry with `packet_id` if it is in `state`.
     pub fn complete(&mut self, packet_id: u16, state: InflightState) -> Option<Inflight> {
         let pos = self

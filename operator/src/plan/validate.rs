@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ferrumq_broker::config::{
     check_listener_name, AdminConfig, BrokerConfig, ConfigError, ListenerConfig, LogConfig,
-    TlsFiles,
+    PersistenceConfig, TlsFiles,
 };
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -418,6 +418,13 @@ fn render_config(
         },
         settings,
         log: LogConfig::default(),
+        // The data volume is always mounted (a claim with `spec.persistence`, an emptyDir
+        // without), so the broker always saves there: with an emptyDir its state still
+        // survives a container restart, though not the pod's rescheduling.
+        persistence: PersistenceConfig {
+            data_dir: Some(layout::DATA_DIR.into()),
+            ..PersistenceConfig::default()
+        },
     };
     config.validate().map_err(|e| match e {
         ConfigError::Invalid { field, message } => {
