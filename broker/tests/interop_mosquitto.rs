@@ -79,7 +79,17 @@ fn spawn_sub(
 
 /// Runs `mosquitto_pub` to completion and asserts it succeeded.
 async fn run_pub(broker: &RunningBroker, version: &str, id: &str, args: &[&str]) {
-    let output = bounded(
+    let output = pub_output(broker, version, id, args).await;
+    assert!(
+        output.status.success(),
+        "mosquitto_pub {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// What `mosquitto_pub` with `args` printed and how it exited.
+async fn pub_output(broker: &RunningBroker, version: &str, id: &str, args: &[&str]) -> Output {
+    bounded(
         Command::new(bin("mosquitto_pub"))
             .args(common_args(broker, version, id))
             .args(args)
@@ -89,12 +99,7 @@ async fn run_pub(broker: &RunningBroker, version: &str, id: &str, args: &[&str])
             .spawn()
             .expect("mosquitto_pub starts"),
     )
-    .await;
-    assert!(
-        output.status.success(),
-        "mosquitto_pub {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    .await
 }
 
 async fn bounded(child: Child) -> Output {
@@ -194,6 +199,70 @@ async fn mosquitto_clients_over_tls() {
         let lines = sub_lines(sub).await;
         assert_eq!(lines, ["0 0 tls/m sealed", "0 1 tls/m sealed"], "{version}");
     }
+    broker.shutdown().await;
+}
+
+/// Mutual TLS with Mosquitto's clients: `--cert`/`--key` from the listener's client CA get in,
+/// and with `useIdentityAsUsername` the certificate's Common Name is the user the ACL names.
+#[tokio::test]
+async fn mosquitto_clients_with_client_certificates() {
+    let identity = support::tls::Identity::new();
+    let authority = support::tls::Authority::new("devices");
+    let dir = tempfile::tempdir().unwrap();
+    let device = authority.issue(Some("sensor-1"));
+    let (cert, key) = (dir.path().join("client.crt"), dir.path().join("client.key"));
+    std::fs::write(&cert, &device.cert_pem).unwrap();
+    std::fs::write(&key, &device.key_pem).unwrap();
+    std::fs::write(
+        dir.path().join("acl"),
+        "user sensor-1\ntopic readwrite sensors/sensor-1/#\n",
+    )
+    .unwrap();
+    let mut config = support::tls::tls_config(ferrumq_broker::config::TlsFiles {
+        client_ca_file: Some(authority.cert_file()),
+        use_identity_as_username: true,
+        ..identity.files()
+    });
+    config.settings.auth.acl_file = Some(dir.path().join("acl"));
+    let broker = support::start_with(config).await;
+    let ca = identity.path("tls.crt");
+    let tls_args = [
+        "--cafile",
+        ca.to_str().unwrap(),
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    let sub = spawn_sub(
+        &broker,
+        "mqttv5",
+        "mtls-sub",
+        "sensors/sensor-1/#",
+        1,
+        1,
+        &tls_args,
+    );
+    wait_for_subscription(&broker, "mtls-sub").await;
+    let mut args = tls_args.to_vec();
+    args.extend(["-t", "sensors/sensor-1/t", "-q", "1", "-m", "21.5"]);
+    run_pub(&broker, "mqttv5", "mtls-pub", &args).await;
+    assert_eq!(sub_lines(sub).await, ["0 1 sensors/sensor-1/t 21.5"]);
+
+    // Without a client certificate the handshake fails and mosquitto_pub says so.
+    let args = [
+        "--cafile",
+        ca.to_str().unwrap(),
+        "-t",
+        "sensors/sensor-1/t",
+        "-m",
+        "x",
+    ];
+    let output = pub_output(&broker, "mqttv5", "no-cert", &args).await;
+    assert!(
+        !output.status.success(),
+        "a client without a certificate got in"
+    );
     broker.shutdown().await;
 }
 

@@ -48,6 +48,17 @@ pub struct TlsFiles {
     pub cert_file: PathBuf,
     /// PEM private key of the leaf certificate.
     pub key_file: PathBuf,
+    /// PEM certificates of the authorities that sign client certificates. Set: every client
+    /// must present a certificate that chains to one of them (mutual TLS), or its handshake
+    /// fails. Unset: clients are not asked for a certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
+    /// Take the client certificate's subject Common Name as the client's username, in place
+    /// of the CONNECT's username and password: the certificate is the credential, and ACL
+    /// `user` rules apply to that name (Mosquitto's `use_identity_as_username`). Needs
+    /// `clientCaFile`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub use_identity_as_username: bool,
 }
 
 /// One listening socket.
@@ -155,6 +166,12 @@ impl ListenerConfig {
                             "must be set to a PEM file path",
                         ));
                     }
+                }
+                if tls.use_identity_as_username && tls.client_ca_file.is_none() {
+                    return Err(ConfigError::invalid(
+                        format!("{field}.tls.useIdentityAsUsername"),
+                        "needs tls.clientCaFile: only a verified client certificate names a user",
+                    ));
                 }
             }
             (None, false) => {}

@@ -322,3 +322,18 @@ fn persistence_is_off_by_default_and_takes_a_data_directory() {
         "{error}"
     );
 }
+
+#[test]
+fn identity_as_username_needs_a_client_ca() {
+    let yaml = "listeners:\n  - name: mqtts\n    bind: 0.0.0.0:8883\n    protocol: mqtts\n    tls:\n      certFile: /c\n      keyFile: /k\n      useIdentityAsUsername: true\n";
+    let error = BrokerConfig::from_yaml_str(yaml).unwrap_err().to_string();
+    assert!(
+        error.contains("listeners[0].tls.useIdentityAsUsername") && error.contains("clientCaFile"),
+        "{error}"
+    );
+    let with_ca = yaml.replace(
+        "useIdentityAsUsername",
+        "clientCaFile: /ca\n      useIdentityAsUsername",
+    );
+    BrokerConfig::from_yaml_str(&with_ca).unwrap();
+}

@@ -68,7 +68,7 @@ pub(super) async fn accept<S>(
     peer: SocketAddr,
     rbuf: BytesMut,
     decoder: Decoder,
-    connect: Connect,
+    mut connect: Connect,
     listener_publishes: prometheus::IntCounter,
 ) -> Option<Connection<S>>
 where
@@ -76,8 +76,14 @@ where
 {
     let version = connect.protocol;
     let settings = broker.settings();
+    // A verified client certificate names the user: the CONNECT's credentials are not used.
+    let certified = stream.certified_username().cloned();
+    if let Some(name) = &certified {
+        connect.username = Some(name.clone());
+        connect.password = None;
+    }
     let mut assigned = None;
-    let refusal = check(&broker, &connect).or_else(|| {
+    let refusal = check(&broker, &connect, certified.is_some()).or_else(|| {
         if connect.client_id.is_empty() {
             assigned = Some(broker.assign_client_id());
         }
@@ -214,8 +220,9 @@ where
     Some(conn)
 }
 
-/// The CONNACK refusal a CONNECT earns, if any.
-fn check(broker: &Broker, connect: &Connect) -> Option<ReasonCode> {
+/// The CONNACK refusal a CONNECT earns, if any. A `certified` client (its username from a
+/// verified certificate) is not asked for a password.
+fn check(broker: &Broker, connect: &Connect, certified: bool) -> Option<ReasonCode> {
     let settings = broker.settings();
     let version = connect.protocol;
     if broker.shutdown.is_cancelled() {
@@ -244,8 +251,10 @@ fn check(broker: &Broker, connect: &Connect) -> Option<ReasonCode> {
     {
         return Some(ReasonCode::ClientIdentifierNotValid);
     }
-    if let Decision::Deny(reason) = broker.authenticator.authenticate(connect) {
-        return Some(reason);
+    if !certified {
+        if let Decision::Deny(reason) = broker.authenticator.authenticate(connect) {
+            return Some(reason);
+        }
     }
     if let Some(will) = &connect.will {
         if will.qos.as_u8() > settings.features.maximum_qos {

@@ -7,6 +7,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use crate::codec::ByteString;
 use crate::listeners::WsStream;
 
 /// A client's stream with readiness: the connection waits until the stream is readable
@@ -20,6 +21,12 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Sync {
 
     /// Reads what is available without waiting; `WouldBlock` when nothing is.
     fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize>;
+
+    /// The username the transport proved: a verified client certificate's Common Name on a
+    /// TLS listener with `useIdentityAsUsername`. It replaces the CONNECT's credentials.
+    fn certified_username(&self) -> Option<&ByteString> {
+        None
+    }
 
     /// Whether an idle connection on this transport can go to sleep (see `dormant`): only a
     /// plain TCP socket can be watched without the runtime.
@@ -90,13 +97,17 @@ pub struct Layered<T> {
     stream: T,
     /// Whether the last read would have blocked (every layer is empty).
     drained: bool,
+    /// See [`Transport::certified_username`].
+    identity: Option<ByteString>,
 }
 
 impl<T> Layered<T> {
-    pub fn new(stream: T) -> Layered<T> {
+    /// `stream`, whose client the TLS layer knows as `identity` (if it does).
+    pub fn new(stream: T, identity: Option<ByteString>) -> Layered<T> {
         Layered {
             stream,
             drained: false,
+            identity,
         }
     }
 }
@@ -153,6 +164,10 @@ impl<T> Transport for Layered<T>
 where
     T: OverSocket + AsyncRead + AsyncWrite + Unpin + Send + Sync,
 {
+    fn certified_username(&self) -> Option<&ByteString> {
+        self.identity.as_ref()
+    }
+
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.drained {
             self.stream.socket().poll_read_ready(cx)

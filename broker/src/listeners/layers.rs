@@ -83,21 +83,23 @@ impl Layers {
         match self {
             Layers::Tls(tls) => Box::pin(async move {
                 let stream = within_timeout(tls.handshake(stream)).await?;
-                serve_layered(broker, stream, peer, publishes).await;
+                let identity = tls.identity(&stream)?;
+                serve_layered(broker, Layered::new(stream, identity), peer, publishes).await;
                 Ok(())
             }),
             Layers::Ws => Box::pin(async move {
                 let stream = within_timeout(websocket::accept(stream, max_message)).await?;
-                serve_layered(broker, stream, peer, publishes).await;
+                serve_layered(broker, Layered::new(stream, None), peer, publishes).await;
                 Ok(())
             }),
             Layers::Wss(tls) => Box::pin(async move {
                 let layered = async {
                     let stream = tls.handshake(stream).await?;
-                    websocket::accept(stream, max_message).await
+                    let identity = tls.identity(&stream)?;
+                    Ok((websocket::accept(stream, max_message).await?, identity))
                 };
-                let stream = within_timeout(layered).await?;
-                serve_layered(broker, stream, peer, publishes).await;
+                let (stream, identity) = within_timeout(layered).await?;
+                serve_layered(broker, Layered::new(stream, identity), peer, publishes).await;
                 Ok(())
             }),
         }
@@ -109,19 +111,14 @@ impl Layers {
 /// over TLS) would set the size of all of them.
 fn serve_layered<T>(
     broker: Arc<Broker>,
-    stream: T,
+    stream: Layered<T>,
     peer: SocketAddr,
     publishes: IntCounter,
 ) -> Pin<Box<impl Future<Output = ()>>>
 where
     T: OverSocket + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync + 'static,
 {
-    Box::pin(connection::serve(
-        broker,
-        Layered::new(stream),
-        peer,
-        publishes,
-    ))
+    Box::pin(connection::serve(broker, stream, peer, publishes))
 }
 
 /// Runs a handshake within [`HANDSHAKE_TIMEOUT`], boxed: the handshakes' state (22 KB for

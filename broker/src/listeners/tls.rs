@@ -1,10 +1,13 @@
 //! MQTT over TLS (`mqtts` listeners): the server configuration made from the listener's PEM
 //! files, and the handshake that turns an accepted TCP connection into a TLS stream.
 //!
-//! rustls on the `ring` provider, TLS 1.2 and 1.3 with rustls's safe defaults; no client
-//! certificates. A TLS connection is served by the same connection loop as a plain one (the
-//! stream is a [`Transport`](crate::connection::Transport)); it does not go to sleep when idle
-//! (its TLS state lives in the stream), so it costs more memory than a plain one.
+//! rustls on the `ring` provider, TLS 1.2 and 1.3 with rustls's safe defaults. With
+//! `clientCaFile`, clients must present a certificate that chains to one of its authorities
+//! (mutual TLS), and with `useIdentityAsUsername` the certificate's subject Common Name is the
+//! client's username ([`TlsListener::identity`]). A TLS connection is served by the same
+//! connection loop as a plain one (the stream is a [`Transport`](crate::connection::Transport));
+//! it does not go to sleep when idle (its TLS state lives in the stream), so it costs more
+//! memory than a plain one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,10 +15,12 @@ use std::sync::Arc;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpStream;
-use tokio_rustls::rustls::{self, ServerConfig};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::codec::ByteString;
 use crate::config::TlsFiles;
 
 /// Why a listener's TLS configuration could not be made. Each names the file at fault.
@@ -29,6 +34,8 @@ pub enum TlsError {
     NoCertificate { path: PathBuf },
     #[error("keyFile {path}: {message}")]
     Key { path: PathBuf, message: String },
+    #[error("clientCaFile {path}: {message}")]
+    ClientCa { path: PathBuf, message: String },
     #[error("certFile {cert} and keyFile {key} do not make a usable server identity: {source}")]
     Identity {
         cert: PathBuf,
@@ -41,6 +48,8 @@ pub enum TlsError {
 #[derive(Clone)]
 pub struct TlsListener {
     acceptor: TlsAcceptor,
+    /// Clients are known by their certificate's Common Name (`useIdentityAsUsername`).
+    identity_as_username: bool,
 }
 
 impl TlsListener {
@@ -52,17 +61,46 @@ impl TlsListener {
             message: error.to_string(),
         })?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ServerConfig::builder_with_provider(provider)
+        let identity_error = |source| TlsError::Identity {
+            cert: files.cert_file.clone(),
+            key: files.key_file.clone(),
+            source,
+        };
+        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
-            .and_then(|builder| builder.with_no_client_auth().with_single_cert(certs, key))
-            .map_err(|source| TlsError::Identity {
-                cert: files.cert_file.clone(),
-                key: files.key_file.clone(),
-                source,
-            })?;
+            .map_err(identity_error)?;
+        let builder = match &files.client_ca_file {
+            None => builder.with_no_client_auth(),
+            Some(path) => builder.with_client_cert_verifier(client_verifier(path, provider)?),
+        };
+        let config = builder
+            .with_single_cert(certs, key)
+            .map_err(identity_error)?;
         Ok(TlsListener {
             acceptor: TlsAcceptor::from(Arc::new(config)),
+            identity_as_username: files.use_identity_as_username,
         })
+    }
+
+    /// The username a verified client certificate gives the connection: its subject's
+    /// Common Name, with `useIdentityAsUsername`; `None` without. A certificate without a
+    /// Common Name fails the connection: it cannot name a user.
+    pub fn identity(&self, stream: &TlsStream<TcpStream>) -> std::io::Result<Option<ByteString>> {
+        if !self.identity_as_username {
+            return Ok(None);
+        }
+        let leaf = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first());
+        match leaf.and_then(common_name) {
+            Some(name) => Ok(Some(ByteString::from(name))),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the client certificate has no subject Common Name to use as username",
+            )),
+        }
     }
 
     /// Completes the server side of the handshake on `stream` (the caller bounds its time).
@@ -86,4 +124,36 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsErr
         });
     }
     Ok(certs)
+}
+
+/// A verifier accepting client certificates that chain to the authorities in `path`.
+fn client_verifier(
+    path: &Path,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let invalid = |message: String| TlsError::ClientCa {
+        path: path.to_path_buf(),
+        message,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| invalid(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(invalid("no PEM CERTIFICATE in the file".into()));
+    }
+    let mut roots = RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert).map_err(|e| invalid(e.to_string()))?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| invalid(e.to_string()))
+}
+
+/// The first Common Name of the certificate's subject, if it has one that is UTF-8.
+fn common_name(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let name = parsed.subject().iter_common_name().next()?;
+    name.as_str().ok().map(str::to_owned)
 }

@@ -296,14 +296,18 @@ fn volumes(plan: &BrokerPlan) -> Vec<Volume> {
         });
     }
     if let Some(tls) = &plan.tls {
+        let mut items = vec![
+            key_to_path("tls.crt", "tls.crt"),
+            key_to_path("tls.key", "tls.key"),
+        ];
+        if let Some(client_auth) = &tls.client_auth {
+            items.push(key_to_path(&client_auth.ca_key, layout::CLIENT_CA_FILE));
+        }
         volumes.push(Volume {
             name: "tls".to_owned(),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(tls.secret_name.clone()),
-                items: Some(vec![
-                    key_to_path("tls.crt", "tls.crt"),
-                    key_to_path("tls.key", "tls.key"),
-                ]),
+                items: Some(items),
                 ..SecretVolumeSource::default()
             }),
             ..Volume::default()

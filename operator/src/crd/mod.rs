@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 
 pub use status::{condition_types, ConditionStatus, MqttBrokerStatus};
 pub use types::{
-    AuthSpec, AutoscalingSpec, ClusterOperation, ImageSpec, IssuerRef, ListenerServiceSpec,
-    ListenerSpec, MonitorSpec, MonitoringSpec, PdbSpec, PersistenceSpec, PodOptions, PullPolicy,
-    ServiceType, TlsSpec, DEFAULT_IMAGE_REPOSITORY,
+    AuthSpec, AutoscalingSpec, ClientAuthSpec, ClusterOperation, ImageSpec, IssuerRef,
+    ListenerServiceSpec, ListenerSpec, MonitorSpec, MonitoringSpec, PdbSpec, PersistenceSpec,
+    PodOptions, PullPolicy, ServiceType, TlsSpec, DEFAULT_IMAGE_REPOSITORY,
 };
 
 /// Longest `metadata.name`: child names append up to 16 characters

@@ -159,6 +159,32 @@ pub struct TlsSpec {
     /// are always included.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_names: Vec<String>,
+    /// Mutual TLS: clients of mqtts and wss listeners must present a
+    /// certificate signed by an authority in the TLS Secret. Unset: clients
+    /// are not asked for certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<ClientAuthSpec>,
+}
+
+/// Client certificates required on TLS listeners.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientAuthSpec {
+    /// Key of the TLS Secret holding the PEM certificates of the authorities
+    /// that sign client certificates (cert-manager writes its CA issuer's
+    /// certificate as `ca.crt`).
+    #[serde(default = "default_client_ca_key")]
+    pub ca_key: String,
+    /// Use the client certificate's subject Common Name as the client's
+    /// username, in place of the CONNECT's username and password: the
+    /// certificate is the credential, and `spec.auth` ACL `user` rules apply
+    /// to that name.
+    #[serde(default)]
+    pub use_identity_as_username: bool,
+}
+
+fn default_client_ca_key() -> String {
+    "ca.crt".to_owned()
 }
 
 /// A cert-manager issuer reference.

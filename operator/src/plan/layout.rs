@@ -16,6 +16,9 @@ pub const CONFIG_DIR: &str = "/etc/ferrumq/config";
 pub const CONFIG_KEY: &str = "ferrumq.yaml";
 /// Directory the TLS Secret is mounted at.
 pub const TLS_DIR: &str = "/etc/ferrumq/tls";
+/// File name, in [`TLS_DIR`], of the authorities that sign client certificates
+/// (projected from `spec.tls.clientAuth.caKey`).
+pub const CLIENT_CA_FILE: &str = "client-ca.crt";
 /// Directory the auth Secret is mounted at.
 pub const AUTH_DIR: &str = "/etc/ferrumq/auth";
 /// Directory of the data volume (PVC or emptyDir).

@@ -18,7 +18,9 @@ use k8s_openapi::api::core::v1::{ResourceRequirements, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::crd::{IssuerRef, ListenerSpec, PersistenceSpec, PodOptions, PullPolicy};
+use crate::crd::{
+    ClientAuthSpec, IssuerRef, ListenerSpec, PersistenceSpec, PodOptions, PullPolicy,
+};
 
 pub use validate::{fnv1a64, plan};
 
@@ -114,6 +116,8 @@ pub struct TlsPlan {
     pub issuer: Option<IssuerRef>,
     /// DNS names for that Certificate.
     pub dns_names: Vec<String>,
+    /// Client certificates required, from the CA in the Secret's `ca_key`.
+    pub client_auth: Option<ClientAuthSpec>,
 }
 
 /// The auth Secret and which of its keys to project.

@@ -6,8 +6,8 @@ use k8s_openapi::ByteString;
 
 use super::*;
 use crate::crd::{
-    AuthSpec, ListenerSpec, MonitorSpec, MonitoringSpec, MqttBroker, MqttBrokerSpec, PdbSpec,
-    ServiceType, TlsSpec,
+    AuthSpec, ClientAuthSpec, ListenerSpec, MonitorSpec, MonitoringSpec, MqttBroker,
+    MqttBrokerSpec, PdbSpec, ServiceType, TlsSpec,
 };
 use ferrumq_broker::config::ListenerProtocol;
 
@@ -280,8 +280,32 @@ fn secrets_are_checked() {
         tls_secret: Some(secret(&["tls.crt", "tls.key"])),
         ..Default::default()
     };
-    let p = plan(&broker(spec), &snap, "t").unwrap();
+    let p = plan(&broker(spec.clone()), &snap, "t").unwrap();
     assert!(p.config_yaml.contains("certFile: /etc/ferrumq/tls/tls.crt"));
+    assert!(!p.config_yaml.contains("clientCaFile"));
+
+    // Client certificates: the CA must be in the TLS Secret under caKey.
+    let mut mutual = spec;
+    if let Some(tls) = &mut mutual.tls {
+        tls.client_auth = Some(ClientAuthSpec {
+            ca_key: "devices-ca.pem".into(),
+            use_identity_as_username: true,
+        });
+    }
+    let err = plan(&broker(mutual.clone()), &snap, "t").unwrap_err();
+    assert_eq!(
+        (err.field.as_str(), err.reason),
+        ("spec.tls.clientAuth.caKey", "SecretKeyMissing")
+    );
+    let snap = Snapshot {
+        tls_secret: Some(secret(&["tls.crt", "tls.key", "devices-ca.pem"])),
+        ..Default::default()
+    };
+    let p = plan(&broker(mutual), &snap, "t").unwrap();
+    assert!(p
+        .config_yaml
+        .contains("clientCaFile: /etc/ferrumq/tls/client-ca.crt"));
+    assert!(p.config_yaml.contains("useIdentityAsUsername: true"));
 }
 
 #[test]

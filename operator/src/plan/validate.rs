@@ -51,7 +51,7 @@ pub fn plan(
     let pdb = plan_pdb(broker)?;
     let (monitor, mut warnings) = plan_monitor(broker, snapshot)?;
 
-    let config = render_config(broker, tls.is_some(), auth.as_ref())?;
+    let config = render_config(broker, tls.as_ref(), auth.as_ref())?;
     let config_yaml = format!(
         "# Rendered by ferrumq-operator from MqttBroker {namespace}/{name}; edits are overwritten.\n{}",
         config
@@ -198,10 +198,19 @@ fn plan_tls(
             for key in ["tls.crt", "tls.key"] {
                 require_key(found, key, "spec.tls.secretName", secret)?;
             }
+            if let Some(client_auth) = &tls.client_auth {
+                require_key(
+                    found,
+                    &client_auth.ca_key,
+                    "spec.tls.clientAuth.caKey",
+                    secret,
+                )?;
+            }
             Ok(Some(TlsPlan {
                 secret_name: secret.clone(),
                 issuer: None,
                 dns_names: Vec::new(),
+                client_auth: tls.client_auth.clone(),
             }))
         }
         (None, Some(issuer)) => {
@@ -227,10 +236,21 @@ fn plan_tls(
                 dns_names.push(format!("{svc}.{namespace}.svc.cluster.local"));
             }
             dns_names.extend(tls.dns_names.iter().cloned());
+            // The issued Secret may not exist yet; once it does, it must hold the CA.
+            if let (Some(client_auth), Some(found)) = (&tls.client_auth, &snapshot.tls_secret) {
+                let secret = names::certificate(name);
+                require_key(
+                    found,
+                    &client_auth.ca_key,
+                    "spec.tls.clientAuth.caKey",
+                    &secret,
+                )?;
+            }
             Ok(Some(TlsPlan {
                 secret_name: names::certificate(name),
                 issuer: Some(issuer.clone()),
                 dns_names,
+                client_auth: tls.client_auth.clone(),
             }))
         }
         _ => Err(SpecError::invalid(
@@ -384,13 +404,17 @@ fn plan_monitor(
 /// broker's own validator, translating field paths back to the spec.
 fn render_config(
     broker: &MqttBroker,
-    tls: bool,
+    tls: Option<&TlsPlan>,
     auth: Option<&AuthPlan>,
 ) -> Result<BrokerConfig, SpecError> {
     let spec = &broker.spec;
+    let client_auth = tls.and_then(|t| t.client_auth.as_ref());
     let tls_files = || TlsFiles {
         cert_file: format!("{}/tls.crt", layout::TLS_DIR).into(),
         key_file: format!("{}/tls.key", layout::TLS_DIR).into(),
+        client_ca_file: client_auth
+            .map(|_| format!("{}/{}", layout::TLS_DIR, layout::CLIENT_CA_FILE).into()),
+        use_identity_as_username: client_auth.is_some_and(|c| c.use_identity_as_username),
     };
     let listeners = spec
         .listeners
@@ -399,7 +423,7 @@ fn render_config(
             name: l.name.clone(),
             bind: format!("0.0.0.0:{}", l.port),
             protocol: l.protocol,
-            tls: (tls && l.protocol.needs_tls()).then(tls_files),
+            tls: (tls.is_some() && l.protocol.needs_tls()).then(tls_files),
         })
         .collect();
     let mut settings = spec.broker.clone();

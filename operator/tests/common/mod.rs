@@ -76,8 +76,14 @@ pub fn complete_snapshot(broker: &MqttBroker) -> Snapshot {
         .spec
         .tls
         .as_ref()
-        .and_then(|t| t.secret_name.as_ref())
-        .map(|n| secret(n, &ns, &[("tls.crt", "CERT"), ("tls.key", "KEY")]));
+        .and_then(|t| Some((t.secret_name.as_ref()?, t.client_auth.as_ref())))
+        .map(|(n, client_auth)| {
+            let mut keys = vec![("tls.crt", "CERT"), ("tls.key", "KEY")];
+            if let Some(c) = client_auth {
+                keys.push((c.ca_key.as_str(), "CA"));
+            }
+            secret(n, &ns, &keys)
+        });
     Snapshot {
         auth_secret,
         tls_secret,
