@@ -101,11 +101,32 @@ async fn run(config: BrokerConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    reload_on_hangup(std::sync::Arc::clone(&running.broker));
     wait_for_signal().await;
     tracing::info!("shutting down: disconnecting clients");
     running.shutdown().await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// SIGHUP re-reads the authentication files at once (as Mosquitto's does), without waiting
+/// for `settings.auth.reloadIntervalSecs`.
+fn reload_on_hangup(broker: std::sync::Arc<ferrumq_broker::server::Broker>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                let reloading = std::sync::Arc::clone(&broker);
+                let _ = tokio::task::spawn_blocking(move || reloading.reload_auth_logged()).await;
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(broker);
 }
 
 async fn wait_for_signal() {

@@ -9,9 +9,6 @@ use ferrumq_broker::config::BrokerConfig;
 use ferrumq_broker::listeners::{self, RunningBroker};
 use support::*;
 
-/// Password "s3cret" for both users (Mosquitto `$6$` format).
-const PASSWORD_HASH: &str = "$6$EomL2EILM9cp06Ek$bOx3fdhf8XBy/DrXyITa+G5RMpaquKImMg+vO/TuKJcQelVLFSxs3uah4jFVq1NUW9P9OcdO/fE6rJ/x5iduSw==";
-
 const ACL: &str = "\
 topic read public/#
 user alice

@@ -13,9 +13,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
-/// Password "s3cret" (Mosquitto `$6$` format), for a user that is not the certificate's.
-const PASSWORD_HASH: &str = "$6$EomL2EILM9cp06Ek$bOx3fdhf8XBy/DrXyITa+G5RMpaquKImMg+vO/TuKJcQelVLFSxs3uah4jFVq1NUW9P9OcdO/fE6rJ/x5iduSw==";
-
 fn mtls_config(identity: &Identity, authority: &Authority, as_username: bool) -> BrokerConfig {
     tls_config(TlsFiles {
         client_ca_file: Some(authority.cert_file()),
@@ -163,6 +160,20 @@ async fn the_certificate_names_the_user_for_authentication_and_acl_rules() {
         suback.reason_codes,
         [ReasonCode::NotAuthorized],
         "still device-7's rules"
+    );
+
+    // The certificate proves who the client is, not what it may do: a Will on a topic the
+    // ACL does not let device-7 publish to refuses the CONNECT.
+    let mut with_will = connect_packet(ProtocolVersion::V5, "d7-will");
+    with_will.will = Some(Will {
+        topic: "devices/device-8/status".into(),
+        payload: bytes::Bytes::from_static(b"gone"),
+        ..Will::default()
+    });
+    let (_, received) = connect_over(&broker, &connector, with_will).await;
+    assert!(
+        matches!(&received, Received::Packet(Packet::ConnAck(ack)) if ack.reason_code == ReasonCode::NotAuthorized),
+        "{received:?}"
     );
 
     // A certificate without a Common Name names nobody: refused.

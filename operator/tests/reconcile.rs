@@ -320,26 +320,32 @@ async fn missing_secret_degrades_then_recovers_when_created() {
         .contains("passwordFile: /etc/ferrumq/auth/passwords"));
 }
 
+/// The broker re-reads a changed auth Secret's files itself, so the operator leaves the pods
+/// running (a roll would disconnect every client); with reloading off it rolls them.
 #[tokio::test]
-async fn changed_secret_rolls_pods() {
-    let h = Harness::new(Cluster::default());
-    let mut broker = minimal();
-    broker.spec.auth = Some(AuthSpec {
-        secret_name: "users".into(),
-        passwords_key: "passwords".into(),
-        acl_key: None,
-    });
-    let path = format!("/api/v1/namespaces/{NS}/secrets/users");
-    let put = |v: &str| {
-        let s = common::secret("users", NS, &[("passwords", v)]);
-        h.lock().put(&path, serde_json::to_value(s).expect("json"));
-    };
-    put("alice:one");
-    h.run(&broker).await.expect("create");
-    let before = template_hash(&h, "minimal");
-    put("alice:two");
-    h.run(&broker).await.expect("secret changed");
-    assert_ne!(template_hash(&h, "minimal"), before);
+async fn changed_auth_secret_rolls_pods_only_when_the_broker_does_not_reload() {
+    for (reload_interval_secs, rolls) in [(10, false), (0, true)] {
+        let h = Harness::new(Cluster::default());
+        let mut broker = minimal();
+        broker.spec.auth = Some(AuthSpec {
+            secret_name: "users".into(),
+            passwords_key: "passwords".into(),
+            acl_key: None,
+        });
+        broker.spec.broker.auth.reload_interval_secs = reload_interval_secs;
+        let path = format!("/api/v1/namespaces/{NS}/secrets/users");
+        let put = |v: &str| {
+            let s = common::secret("users", NS, &[("passwords", v)]);
+            h.lock().put(&path, serde_json::to_value(s).expect("json"));
+        };
+        put("alice:one");
+        h.run(&broker).await.expect("create");
+        let before = template_hash(&h, "minimal");
+        put("alice:two");
+        h.run(&broker).await.expect("secret changed");
+        let rolled = template_hash(&h, "minimal") != before;
+        assert_eq!(rolled, rolls, "reloadIntervalSecs {reload_interval_secs}");
+    }
 }
 
 #[tokio::test]

@@ -138,6 +138,7 @@ impl AclFile {
             });
         }
         ClientAcl {
+            username: username.map(Arc::from),
             own,
             patterns: filled,
         }
@@ -171,6 +172,9 @@ fn parse_rule(rest: &str) -> Result<Rule, String> {
 /// The rules of one client (see the module documentation for how they decide).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientAcl {
+    /// The user the rules are for (`None`: an anonymous client), to make them again from a
+    /// reloaded file.
+    username: Option<Arc<str>>,
     /// The user's (or the anonymous clients') rules, shared.
     own: Arc<[Rule]>,
     /// The patterns, filled in for this client.
@@ -178,6 +182,11 @@ pub struct ClientAcl {
 }
 
 impl ClientAcl {
+    /// The user these rules are for; `None` for an anonymous client.
+    pub fn username(&self) -> Option<&str> {
+        self.username.as_deref()
+    }
+
     /// Whether the client may publish to `topic`.
     pub fn may_publish(&self, topic: &str) -> bool {
         self.allows(topic, Action::Write)

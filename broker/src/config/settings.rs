@@ -235,7 +235,7 @@ impl Default for ShutdownConfig {
 }
 
 /// Authentication and authorization.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct AuthConfig {
     /// Accept clients that send no username. Unset means: allowed only when no
@@ -251,6 +251,23 @@ pub struct AuthConfig {
     /// may publish and subscribe to every topic.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acl_file: Option<PathBuf>,
+    /// Seconds between checks of `passwordFile` and `aclFile` for changes (a
+    /// Secret updated in place, an edited file); changed files are reloaded
+    /// without a restart, and new topic rules apply to connected clients too.
+    /// 0: only on SIGHUP. A file that no longer parses is logged and the
+    /// previous one stays in force.
+    pub reload_interval_secs: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            allow_anonymous: None,
+            password_file: None,
+            acl_file: None,
+            reload_interval_secs: 10,
+        }
+    }
 }
 
 impl AuthConfig {

@@ -251,10 +251,13 @@ fn check(broker: &Broker, connect: &Connect, certified: bool) -> Option<ReasonCo
     {
         return Some(ReasonCode::ClientIdentifierNotValid);
     }
-    if !certified {
-        if let Decision::Deny(reason) = broker.authenticator.authenticate(connect) {
-            return Some(reason);
+    if certified {
+        // The certificate proved who the client is; its Will is still held to its rules.
+        if !broker.authenticator.will_allowed(connect) {
+            return Some(ReasonCode::NotAuthorized);
         }
+    } else if let Decision::Deny(reason) = broker.authenticator.authenticate(connect) {
+        return Some(reason);
     }
     if let Some(will) = &connect.will {
         if will.qos.as_u8() > settings.features.maximum_qos {

@@ -128,6 +128,7 @@ pub async fn start_with_authenticator(
         listeners.push((name, addr));
     }
     crate::sys::spawn(&broker);
+    crate::server::spawn_auth_reload(&broker);
     crate::server::deadlines::spawn(&broker);
     Ok(RunningBroker {
         broker,

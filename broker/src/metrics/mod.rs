@@ -75,6 +75,7 @@ pub struct Stats {
     disconnects: IntCounterVec,
     publishes_by_listener: IntCounterVec,
     handshake_failures: IntCounterVec,
+    auth_reloads: IntCounterVec,
     /// From a PUBLISH fully read to its bytes handed to each subscriber's socket.
     pub delivery_latency: Arc<LatencyHistogram>,
     /// From a PUBLISH fully read to its PUBACK or PUBREC queued for the publisher.
@@ -174,6 +175,11 @@ impl Stats {
                 "ferrumq_handshake_failures_total",
                 "TLS or WebSocket handshakes that failed or timed out, by listener (a client that does not trust the certificate, plain MQTT sent to a TLS or WebSocket port, scanners).",
                 &["listener"],
+            )?,
+            auth_reloads: counter_vec(
+                "ferrumq_auth_reloads_total",
+                "Reloads of changed password or ACL files, by result (ok; error: the file did not parse and the previous one stays in force).",
+                &["result"],
             )?,
             delivery_latency: histogram(
                 "ferrumq_delivery_latency_seconds",
@@ -310,6 +316,12 @@ impl Stats {
     /// listener.
     pub fn handshake_failures(&self, listener: &str) -> IntCounter {
         self.handshake_failures.with_label_values(&[listener])
+    }
+
+    /// Counts a reload of changed authentication files.
+    pub fn auth_reloaded(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.auth_reloads.with_label_values(&[result]).inc();
     }
 
     /// The text exposition of every metric, for `/metrics`.

@@ -4,6 +4,7 @@
 
 pub mod deadlines;
 mod lifecycle;
+mod reload;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -17,6 +18,7 @@ use tokio_util::task::TaskTracker;
 pub use crate::metrics::Stats;
 use crate::metrics::{DropReason, PoolCollector, StateCollector};
 pub use lifecycle::{AttachParams, Attached, WillOnClose};
+pub use reload::spawn_auth_reload;
 
 use crate::auth::{AuthFileError, Authenticator, ConfiguredAuth};
 use crate::codec::{ByteString, QoS};

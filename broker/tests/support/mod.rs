@@ -13,6 +13,9 @@ use ferrumq_broker::listeners::{self, RunningBroker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The hash of password "s3cret" in Mosquitto's `$6$` (SHA-512) format, for password files.
+pub const PASSWORD_HASH: &str = "$6$EomL2EILM9cp06Ek$bOx3fdhf8XBy/DrXyITa+G5RMpaquKImMg+vO/TuKJcQelVLFSxs3uah4jFVq1NUW9P9OcdO/fE6rJ/x5iduSw==";
+
 /// How long a test waits for a packet it expects. Generous: a loaded CI machine is slow.
 pub const WAIT: Duration = Duration::from_secs(5);
 /// How long a test waits to be sure nothing arrives.

@@ -334,8 +334,46 @@ fn hash_follows_config_and_secret_data() {
     let a2 = plan(&broker(spec.clone()), &snap(b"one"), "t")
         .unwrap()
         .config_hash;
-    assert_ne!(a, b);
+    // The broker reloads a changed auth Secret itself: no rolling restart for it...
+    assert_eq!(a, b);
     assert_eq!(a, a2);
+    // ...unless it was told not to look for changes.
+    let mut no_reload = spec.clone();
+    no_reload.broker.auth.reload_interval_secs = 0;
+    let c = plan(&broker(no_reload.clone()), &snap(b"one"), "t")
+        .unwrap()
+        .config_hash;
+    let d = plan(&broker(no_reload), &snap(b"two"), "t")
+        .unwrap()
+        .config_hash;
+    assert_ne!(c, d);
+    // A changed TLS Secret rolls the pods (certificates are read at start-up).
+    let tls_spec = MqttBrokerSpec {
+        listeners: vec![listener("s", ListenerProtocol::Mqtts, 8883)],
+        tls: Some(TlsSpec {
+            secret_name: Some("t".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let tls_snap = |v: &[u8]| Snapshot {
+        tls_secret: Some(Secret {
+            data: Some(BTreeMap::from([
+                ("tls.crt".to_owned(), ByteString(v.to_vec())),
+                ("tls.key".to_owned(), ByteString(b"k".to_vec())),
+            ])),
+            ..Secret::default()
+        }),
+        ..Default::default()
+    };
+    assert_ne!(
+        plan(&broker(tls_spec.clone()), &tls_snap(b"one"), "t")
+            .unwrap()
+            .config_hash,
+        plan(&broker(tls_spec), &tls_snap(b"two"), "t")
+            .unwrap()
+            .config_hash
+    );
     // Replica count is not config: scaling must not roll pods.
     let mut scaled = spec;
     scaled.replicas = 5;

@@ -58,9 +58,16 @@ pub fn plan(
             .to_yaml_string()
             .map_err(|e| SpecError::invalid("spec.broker", e.to_string()))?
     );
+    // The broker re-reads its password and ACL files when they change (the kubelet updates
+    // the mounted Secret in place), so a changed auth Secret rolls the pods only when the
+    // broker was told not to look (reloadIntervalSecs 0): every client would be disconnected.
+    let auth_reloads = config.settings.auth.reload_interval_secs > 0;
     let config_hash = config_hash(
         &config_yaml,
-        [snapshot.auth_secret.as_ref(), snapshot.tls_secret.as_ref()],
+        [
+            snapshot.auth_secret.as_ref().filter(|_| !auth_reloads),
+            snapshot.tls_secret.as_ref(),
+        ],
     );
 
     if let Some(t) = &tls {
@@ -470,8 +477,9 @@ fn spec_field_for_config_field(field: &str) -> String {
     }
 }
 
-/// Hash over the rendered config and the data of referenced Secrets, so any
-/// change to what the pods read alters the pod template and rolls them.
+/// Hash over the rendered config and the data of the given Secrets, so a
+/// change to what the pods read at start-up alters the pod template and rolls
+/// them.
 fn config_hash<'a>(
     config_yaml: &str,
     secrets: impl IntoIterator<Item = Option<&'a Secret>>,
