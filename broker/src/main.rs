@@ -101,7 +101,7 @@ async fn run(config: BrokerConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    reload_on_hangup(std::sync::Arc::clone(&running.broker));
+    reload_on_hangup(running.reloader());
     wait_for_signal().await;
     tracing::info!("shutting down: disconnecting clients");
     running.shutdown().await;
@@ -109,9 +109,9 @@ async fn run(config: BrokerConfig) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// SIGHUP re-reads the authentication files at once (as Mosquitto's does), without waiting
-/// for `settings.auth.reloadIntervalSecs`.
-fn reload_on_hangup(broker: std::sync::Arc<ferrumq_broker::server::Broker>) {
+/// SIGHUP re-reads the authentication and TLS files at once (as Mosquitto's does), without
+/// waiting for their reload intervals.
+fn reload_on_hangup(reloader: ferrumq_broker::listeners::Reloader) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -120,13 +120,13 @@ fn reload_on_hangup(broker: std::sync::Arc<ferrumq_broker::server::Broker>) {
         };
         tokio::spawn(async move {
             while hangup.recv().await.is_some() {
-                let reloading = std::sync::Arc::clone(&broker);
-                let _ = tokio::task::spawn_blocking(move || reloading.reload_auth_logged()).await;
+                let reloading = reloader.clone();
+                let _ = tokio::task::spawn_blocking(move || reloading.reload()).await;
             }
         });
     }
     #[cfg(not(unix))]
-    drop(broker);
+    drop(reloader);
 }
 
 async fn wait_for_signal() {

@@ -37,11 +37,10 @@ async fn connect_as(broker: &RunningBroker, user: &str) -> (RawClient, ReasonCod
 }
 
 fn reloads(broker: &RunningBroker, result: &str) -> f64 {
-    let wanted = format!("ferrumq_auth_reloads_total{{result=\"{result}\"}} ");
-    let text = broker.broker.stats.render();
-    text.lines()
-        .find_map(|line| line.strip_prefix(wanted.as_str()))
-        .map_or(0.0, |value| value.parse().unwrap())
+    metric(
+        broker,
+        &format!("ferrumq_auth_reloads_total{{result=\"{result}\"}}"),
+    )
 }
 
 #[tokio::test]

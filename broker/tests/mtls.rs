@@ -42,10 +42,10 @@ async fn connect_over(
 }
 
 fn handshake_failures(broker: &RunningBroker) -> f64 {
-    let text = broker.broker.stats.render();
-    text.lines()
-        .find_map(|line| line.strip_prefix("ferrumq_handshake_failures_total{listener=\"mqtts\"} "))
-        .map_or(0.0, |value| value.parse().unwrap())
+    metric(
+        broker,
+        "ferrumq_handshake_failures_total{listener=\"mqtts\"}",
+    )
 }
 
 fn accepted(received: &Received) -> bool {

@@ -48,10 +48,10 @@ async fn tls_client(
 }
 
 fn handshake_failures(broker: &RunningBroker) -> f64 {
-    let text = broker.broker.stats.render();
-    text.lines()
-        .find_map(|line| line.strip_prefix("ferrumq_handshake_failures_total{listener=\"mqtts\"} "))
-        .map_or(0.0, |value| value.parse().unwrap())
+    metric(
+        broker,
+        "ferrumq_handshake_failures_total{listener=\"mqtts\"}",
+    )
 }
 
 #[tokio::test]
@@ -169,4 +169,79 @@ async fn bad_tls_files_stop_start_up_naming_the_listener_and_the_file() {
             assert!(message.contains(part), "{part:?} in {message:?}");
         }
     }
+}
+
+fn tls_reloads(broker: &RunningBroker, result: &str) -> f64 {
+    let series = format!("ferrumq_tls_reloads_total{{listener=\"mqtts\",result=\"{result}\"}}");
+    metric(broker, &series)
+}
+
+/// Overwrites `to`'s `name` file with `from`'s, as a renewed certificate lands in place.
+fn replace_file(from: &Identity, to: &Identity, name: &str) {
+    std::fs::copy(from.path(name), to.path(name)).unwrap();
+}
+
+#[tokio::test]
+async fn a_renewed_certificate_is_served_after_a_reload_and_broken_files_change_nothing() {
+    let first = Identity::new();
+    let mut files = first.files();
+    files.reload_interval_secs = 0;
+    let broker = support::start_with(tls_config(files)).await;
+    tls_client(&broker, &first, ProtocolVersion::V5, "before")
+        .await
+        .disconnect()
+        .await;
+
+    let renewed = Identity::new();
+    replace_file(&renewed, &first, "tls.crt");
+    replace_file(&renewed, &first, "tls.key");
+    let reloader = broker.reloader();
+    reloader.reload();
+    assert_eq!(tls_reloads(&broker, "ok"), 1.0);
+    tls_client(&broker, &renewed, ProtocolVersion::V5, "after")
+        .await
+        .disconnect()
+        .await;
+    assert!(
+        tls_stream(&broker, &trusting(&first.cert_pem))
+            .await
+            .is_err(),
+        "the old certificate is no longer served"
+    );
+
+    // A key that does not belong to the certificate: not loaded, the renewed pair stays.
+    replace_file(&Identity::new(), &first, "tls.key");
+    reloader.reload();
+    assert_eq!(tls_reloads(&broker, "error"), 1.0);
+    tls_client(&broker, &renewed, ProtocolVersion::V5, "still")
+        .await
+        .disconnect()
+        .await;
+    reloader.reload();
+    assert_eq!(
+        tls_reloads(&broker, "error"),
+        2.0,
+        "tried again while still broken"
+    );
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn certificates_are_checked_every_reload_interval() {
+    let first = Identity::new();
+    let mut files = first.files();
+    files.reload_interval_secs = 1;
+    let broker = support::start_with(tls_config(files)).await;
+    let renewed = Identity::new();
+    replace_file(&renewed, &first, "tls.crt");
+    replace_file(&renewed, &first, "tls.key");
+    eventually("a reload by the timer", || {
+        tls_reloads(&broker, "ok") >= 1.0
+    })
+    .await;
+    tls_client(&broker, &renewed, ProtocolVersion::V5, "renewed")
+        .await
+        .disconnect()
+        .await;
+    broker.shutdown().await;
 }

@@ -80,11 +80,10 @@ fn encoded(packet: &Packet, version: ProtocolVersion) -> Bytes {
 }
 
 fn handshake_failures(broker: &RunningBroker, listener: &str) -> f64 {
-    let series = format!("ferrumq_handshake_failures_total{{listener=\"{listener}\"}} ");
-    let text = broker.broker.stats.render();
-    text.lines()
-        .find_map(|line| line.strip_prefix(series.as_str()))
-        .map_or(0.0, |value| value.parse().unwrap())
+    metric(
+        broker,
+        &format!("ferrumq_handshake_failures_total{{listener=\"{listener}\"}}"),
+    )
 }
 
 #[tokio::test]

@@ -41,7 +41,7 @@ impl ListenerProtocol {
 }
 
 /// PEM files for a TLS listener.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
 pub struct TlsFiles {
     /// PEM certificate chain presented to clients, leaf first.
@@ -59,6 +59,22 @@ pub struct TlsFiles {
     /// `clientCaFile`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub use_identity_as_username: bool,
+    /// Seconds between checks of these files for changes (a renewed certificate); changed
+    /// files are loaded without a restart, for new connections. 0: only on SIGHUP. Files
+    /// that do not make a usable configuration are logged and the previous ones stay.
+    pub reload_interval_secs: u32,
+}
+
+impl Default for TlsFiles {
+    fn default() -> Self {
+        TlsFiles {
+            cert_file: PathBuf::new(),
+            key_file: PathBuf::new(),
+            client_ca_file: None,
+            use_identity_as_username: false,
+            reload_interval_secs: 60,
+        }
+    }
 }
 
 /// One listening socket.

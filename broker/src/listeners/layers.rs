@@ -54,6 +54,14 @@ impl Layers {
         })
     }
 
+    /// The listener's TLS layer, if it has one.
+    pub(super) fn tls(&self) -> Option<&TlsListener> {
+        match self {
+            Layers::Tls(tls) | Layers::Wss(tls) => Some(tls),
+            Layers::Ws => None,
+        }
+    }
+
     /// Sets up the layers on `stream` within [`HANDSHAKE_TIMEOUT`], then serves the
     /// connection. A failed or timed-out handshake is counted in `failures`.
     pub(super) async fn serve(

@@ -10,11 +10,13 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
 
 mod layers;
+mod reload;
 mod tls;
 mod websocket;
 
 use layers::Layers;
 pub use layers::HANDSHAKE_TIMEOUT;
+pub use reload::Reloader;
 pub use tls::{TlsError, TlsListener};
 pub use websocket::WsStream;
 
@@ -57,6 +59,7 @@ pub struct RunningBroker {
     pub admin: SocketAddr,
     /// Set with `persistence.dataDir`: saved to when the broker stops.
     persistence: Option<Persistence>,
+    reloader: Reloader,
 }
 
 /// Binds every listener and starts accepting, authenticating as the configuration says.
@@ -111,6 +114,12 @@ pub async fn start_with_authenticator(
     };
     tracing::info!(%admin, "admin endpoints listening");
     tokio::spawn(crate::admin::serve(Arc::clone(&broker), admin_socket));
+    let tls = bound
+        .iter()
+        .filter_map(|(name, _, layers)| Some((name.clone(), layers.as_ref()?.tls()?.clone())))
+        .collect();
+    let reloader = Reloader::new(Arc::clone(&broker), tls);
+    reloader.spawn_tls_timers();
     let mut listeners = Vec::new();
     for (name, socket, layers) in bound {
         let addr = socket.local_addr().map_err(|source| StartError::Bind {
@@ -135,6 +144,7 @@ pub async fn start_with_authenticator(
         listeners,
         admin,
         persistence,
+        reloader,
     })
 }
 
@@ -240,6 +250,11 @@ async fn accept_loop(
 }
 
 impl RunningBroker {
+    /// What reloads the broker's files (on SIGHUP, in `main`).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
+    }
+
     /// The bound address of the first listener (what tests connect to).
     pub fn mqtt_addr(&self) -> SocketAddr {
         self.listeners[0].1

@@ -9,8 +9,12 @@
 //! it does not go to sleep when idle (its TLS state lives in the stream), so it costs more
 //! memory than a plain one.
 
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -44,49 +48,66 @@ pub enum TlsError {
     },
 }
 
-/// The TLS side of an `mqtts` listener, made once at start-up.
+/// The TLS side of an `mqtts` or `wss` listener: its server configuration, made from the
+/// listener's files at start-up and made again when they change ([`TlsListener::reload`]).
+/// Clones share it.
 #[derive(Clone)]
 pub struct TlsListener {
-    acceptor: TlsAcceptor,
-    /// Clients are known by their certificate's Common Name (`useIdentityAsUsername`).
-    identity_as_username: bool,
+    state: Arc<TlsState>,
+}
+
+struct TlsState {
+    files: TlsFiles,
+    /// Made from the files as last read; a handshake takes the one in force when it starts.
+    acceptor: RwLock<TlsAcceptor>,
+    /// Hash of the files' bytes as last loaded: unchanged files are not parsed again.
+    digest: Mutex<u64>,
 }
 
 impl TlsListener {
     /// Reads the certificate chain and private key (PEM) and checks that they belong together.
     pub fn from_files(files: &TlsFiles) -> Result<TlsListener, TlsError> {
-        let certs = read_certificates(&files.cert_file)?;
-        let key = PrivateKeyDer::from_pem_file(&files.key_file).map_err(|error| TlsError::Key {
-            path: files.key_file.clone(),
-            message: error.to_string(),
-        })?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let identity_error = |source| TlsError::Identity {
-            cert: files.cert_file.clone(),
-            key: files.key_file.clone(),
-            source,
-        };
-        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
-            .map_err(identity_error)?;
-        let builder = match &files.client_ca_file {
-            None => builder.with_no_client_auth(),
-            Some(path) => builder.with_client_cert_verifier(client_verifier(path, provider)?),
-        };
-        let config = builder
-            .with_single_cert(certs, key)
-            .map_err(identity_error)?;
+        let digest = files_digest(files)?;
+        let acceptor = acceptor(files)?;
         Ok(TlsListener {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
-            identity_as_username: files.use_identity_as_username,
+            state: Arc::new(TlsState {
+                files: files.clone(),
+                acceptor: RwLock::new(acceptor),
+                digest: Mutex::new(digest),
+            }),
         })
+    }
+
+    /// Loads the files again if they changed (a renewed certificate); true if they did.
+    /// Connections from then on use them; established ones keep their session. Files that
+    /// do not make a usable configuration leave the previous one in force.
+    pub fn reload(&self) -> Result<bool, TlsError> {
+        let mut digest = self.state.digest.lock();
+        let now = files_digest(&self.state.files)?;
+        if now == *digest {
+            return Ok(false);
+        }
+        *self.state.acceptor.write() = acceptor(&self.state.files)?;
+        *digest = now;
+        Ok(true)
+    }
+
+    /// How often [`TlsListener::reload`] should look (`tls.reloadIntervalSecs`; zero: never).
+    pub fn reload_interval(&self) -> Duration {
+        Duration::from_secs(u64::from(self.state.files.reload_interval_secs))
+    }
+
+    /// Completes the server side of the handshake on `stream` (the caller bounds its time).
+    pub async fn handshake(&self, stream: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
+        let acceptor = self.state.acceptor.read().clone();
+        acceptor.accept(stream).await
     }
 
     /// The username a verified client certificate gives the connection: its subject's
     /// Common Name, with `useIdentityAsUsername`; `None` without. A certificate without a
     /// Common Name fails the connection: it cannot name a user.
     pub fn identity(&self, stream: &TlsStream<TcpStream>) -> std::io::Result<Option<ByteString>> {
-        if !self.identity_as_username {
+        if !self.state.files.use_identity_as_username {
             return Ok(None);
         }
         let leaf = stream
@@ -102,11 +123,60 @@ impl TlsListener {
             )),
         }
     }
+}
 
-    /// Completes the server side of the handshake on `stream` (the caller bounds its time).
-    pub async fn handshake(&self, stream: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
-        self.acceptor.accept(stream).await
+/// The server configuration `files` describe: certificate chain and key, and the client
+/// certificate verifier with `clientCaFile`.
+fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
+    let certs = read_certificates(&files.cert_file)?;
+    let key = PrivateKeyDer::from_pem_file(&files.key_file).map_err(|error| TlsError::Key {
+        path: files.key_file.clone(),
+        message: error.to_string(),
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let identity_error = |source| TlsError::Identity {
+        cert: files.cert_file.clone(),
+        key: files.key_file.clone(),
+        source,
+    };
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(identity_error)?;
+    let builder = match &files.client_ca_file {
+        None => builder.with_no_client_auth(),
+        Some(path) => builder.with_client_cert_verifier(client_verifier(path, provider)?),
+    };
+    let config = builder
+        .with_single_cert(certs, key)
+        .map_err(identity_error)?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Hash of the bytes of every file of `files`.
+fn files_digest(files: &TlsFiles) -> Result<u64, TlsError> {
+    let mut hasher = DefaultHasher::new();
+    let read = |path: &Path| std::fs::read(path).map_err(|e| e.to_string());
+    read(&files.cert_file)
+        .map_err(|message| TlsError::Certificates {
+            path: files.cert_file.clone(),
+            message,
+        })?
+        .hash(&mut hasher);
+    read(&files.key_file)
+        .map_err(|message| TlsError::Key {
+            path: files.key_file.clone(),
+            message,
+        })?
+        .hash(&mut hasher);
+    if let Some(path) = &files.client_ca_file {
+        read(path)
+            .map_err(|message| TlsError::ClientCa {
+                path: path.clone(),
+                message,
+            })?
+            .hash(&mut hasher);
     }
+    Ok(hasher.finish())
 }
 
 fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {

@@ -76,6 +76,7 @@ pub struct Stats {
     publishes_by_listener: IntCounterVec,
     handshake_failures: IntCounterVec,
     auth_reloads: IntCounterVec,
+    tls_reloads: IntCounterVec,
     /// From a PUBLISH fully read to its bytes handed to each subscriber's socket.
     pub delivery_latency: Arc<LatencyHistogram>,
     /// From a PUBLISH fully read to its PUBACK or PUBREC queued for the publisher.
@@ -180,6 +181,11 @@ impl Stats {
                 "ferrumq_auth_reloads_total",
                 "Reloads of changed password or ACL files, by result (ok; error: the file did not parse and the previous one stays in force).",
                 &["result"],
+            )?,
+            tls_reloads: counter_vec(
+                "ferrumq_tls_reloads_total",
+                "Reloads of a TLS listener's changed certificate, key or client CA files, by listener and result (ok; error: they do not make a usable configuration and the previous ones stay in force).",
+                &["listener", "result"],
             )?,
             delivery_latency: histogram(
                 "ferrumq_delivery_latency_seconds",
@@ -322,6 +328,14 @@ impl Stats {
     pub fn auth_reloaded(&self, ok: bool) {
         let result = if ok { "ok" } else { "error" };
         self.auth_reloads.with_label_values(&[result]).inc();
+    }
+
+    /// Counts a reload of a TLS listener's changed files.
+    pub fn tls_reloaded(&self, listener: &str, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.tls_reloads
+            .with_label_values(&[listener, result])
+            .inc();
     }
 
     /// The text exposition of every metric, for `/metrics`.

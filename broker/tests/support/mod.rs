@@ -266,6 +266,16 @@ impl RawClient {
     }
 }
 
+/// The value of the metric `series` (name and labels as exposed, e.g.
+/// `ferrumq_tls_reloads_total{listener="mqtts",result="ok"}`) in the broker's exposition; 0
+/// when the series is not there yet.
+pub fn metric(broker: &RunningBroker, series: &str) -> f64 {
+    let text = broker.broker.stats.render();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
+}
+
 /// A CONNECT with Clean Start, keep alive 60 s, and nothing else.
 pub fn connect_packet(version: ProtocolVersion, client_id: &str) -> Connect {
     Connect {

@@ -58,16 +58,14 @@ pub fn plan(
             .to_yaml_string()
             .map_err(|e| SpecError::invalid("spec.broker", e.to_string()))?
     );
-    // The broker re-reads its password and ACL files when they change (the kubelet updates
-    // the mounted Secret in place), so a changed auth Secret rolls the pods only when the
-    // broker was told not to look (reloadIntervalSecs 0): every client would be disconnected.
+    // The broker re-reads its password, ACL and TLS files when they change (the kubelet
+    // updates a mounted Secret in place; the rendered TLS files keep their default reload
+    // interval), so a changed Secret rolls the pods, disconnecting every client, only when
+    // the broker was told not to look (auth reloadIntervalSecs 0).
     let auth_reloads = config.settings.auth.reload_interval_secs > 0;
     let config_hash = config_hash(
         &config_yaml,
-        [
-            snapshot.auth_secret.as_ref().filter(|_| !auth_reloads),
-            snapshot.tls_secret.as_ref(),
-        ],
+        [snapshot.auth_secret.as_ref().filter(|_| !auth_reloads)],
     );
 
     if let Some(t) = &tls {
@@ -422,6 +420,7 @@ fn render_config(
         client_ca_file: client_auth
             .map(|_| format!("{}/{}", layout::TLS_DIR, layout::CLIENT_CA_FILE).into()),
         use_identity_as_username: client_auth.is_some_and(|c| c.use_identity_as_username),
+        ..TlsFiles::default()
     };
     let listeners = spec
         .listeners
