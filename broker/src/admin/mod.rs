@@ -1,5 +1,6 @@
 //! The admin HTTP listener, separate from the MQTT listeners: `/metrics` for Prometheus,
-//! `/healthz` and `/readyz` for Kubernetes probes, and `POST /drain` for a pod's preStop hook.
+//! `/healthz` and `/readyz` for Kubernetes probes, `POST /drain` for a pod's preStop hook, and
+//! with a token the REST API under `/api/v1/` ([`api`]).
 //!
 //! It keeps answering while the broker drains, so a probe sees "not ready" rather than a
 //! refused connection.
@@ -20,8 +21,12 @@ use tokio::net::TcpListener;
 
 use crate::server::Broker;
 
-/// Serves admin requests until the process exits.
-pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
+pub mod api;
+
+pub use api::{ApiToken, ApiTokenError};
+
+/// Serves admin requests until the process exits; the `/api/v1/` requests only with `token`.
+pub async fn serve(broker: Arc<Broker>, listener: TcpListener, token: Option<Arc<ApiToken>>) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -32,8 +37,9 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
             }
         };
         let broker = Arc::clone(&broker);
+        let token = token.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(Arc::clone(&broker), req));
+            let service = service_fn(move |req| handle(Arc::clone(&broker), token.clone(), req));
             if let Err(error) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await
@@ -68,9 +74,22 @@ pub fn not_ready_reason(broker: &Broker) -> Option<&'static str> {
 
 async fn handle(
     broker: Arc<Broker>,
+    token: Option<Arc<ApiToken>>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let response = match (req.method(), req.uri().path()) {
+    let path = req.uri().path();
+    if path.starts_with("/api/v1/") {
+        let (method, query, headers) = (req.method(), req.uri().query(), req.headers());
+        return Ok(api::handle(
+            &broker,
+            token.as_deref(),
+            method,
+            path,
+            query,
+            headers,
+        ));
+    }
+    let response = match (req.method(), path) {
         (&Method::GET, "/metrics") => {
             let mut response = text(StatusCode::OK, broker.stats.render());
             response.headers_mut().insert(

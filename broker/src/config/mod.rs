@@ -89,12 +89,17 @@ impl Default for BrokerConfig {
 pub struct AdminConfig {
     /// Socket address to bind, `IP:port`.
     pub bind: String,
+    /// File holding the bearer token of the admin REST API (`/api/v1/`: list clients and
+    /// sessions, disconnect a client, delete a retained message). Unset: the API is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_token_file: Option<std::path::PathBuf>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             bind: DEFAULT_ADMIN_BIND.to_owned(),
+            api_token_file: None,
         }
     }
 }

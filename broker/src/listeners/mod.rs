@@ -40,6 +40,8 @@ pub enum StartError {
     AuthFile(#[from] crate::auth::AuthFileError),
     #[error("persistence: {0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    ApiToken(#[from] crate::admin::ApiTokenError),
     #[error("persistence: cannot register its metrics: {0}")]
     StoreMetrics(#[from] prometheus::Error),
 }
@@ -101,6 +103,10 @@ pub async fn start_with_authenticator(
             bind: admin_bind,
             source,
         })?;
+    let api_token = match &config.admin.api_token_file {
+        Some(path) => Some(Arc::new(crate::admin::ApiToken::from_file(path)?)),
+        None => None,
+    };
     let store = match &config.persistence.data_dir {
         Some(dir) => Some(Arc::new(Store::open(dir)?)),
         None => None,
@@ -113,7 +119,11 @@ pub async fn start_with_authenticator(
         None => None,
     };
     tracing::info!(%admin, "admin endpoints listening");
-    tokio::spawn(crate::admin::serve(Arc::clone(&broker), admin_socket));
+    tokio::spawn(crate::admin::serve(
+        Arc::clone(&broker),
+        admin_socket,
+        api_token,
+    ));
     let tls = bound
         .iter()
         .filter_map(|(name, _, layers)| Some((name.clone(), layers.as_ref()?.tls()?.clone())))

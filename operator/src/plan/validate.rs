@@ -445,6 +445,7 @@ fn render_config(
         listeners,
         admin: AdminConfig {
             bind: format!("0.0.0.0:{}", layout::ADMIN_PORT),
+            ..AdminConfig::default()
         },
         settings,
         log: LogConfig::default(),
