@@ -284,6 +284,7 @@ async fn missing_secret_degrades_then_recovers_when_created() {
         secret_name: "users".into(),
         passwords_key: "passwords".into(),
         acl_key: None,
+        admin_token_key: None,
     });
     let action = h.run(&broker).await.expect("reconcile");
     assert_eq!(action, Action::await_change(), "the Secret watch wakes us");
@@ -331,6 +332,7 @@ async fn changed_auth_secret_rolls_pods_only_when_the_broker_does_not_reload() {
             secret_name: "users".into(),
             passwords_key: "passwords".into(),
             acl_key: None,
+            admin_token_key: None,
         });
         broker.spec.broker.auth.reload_interval_secs = reload_interval_secs;
         let path = format!("/api/v1/namespaces/{NS}/secrets/users");

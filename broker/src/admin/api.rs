@@ -44,31 +44,54 @@ pub enum ApiTokenError {
     Empty { path: PathBuf },
 }
 
-/// The bearer token the API requires.
-pub struct ApiToken(Vec<u8>);
+/// The bearer token the API requires: the content of `admin.apiTokenFile`, read again for
+/// every request, so a rotated token (a Secret updated in place) takes effect without a
+/// restart. API requests are rare; reading a small file for each costs nothing that matters.
+pub struct ApiToken {
+    path: PathBuf,
+}
 
 impl ApiToken {
-    /// The token in `path` (surrounding whitespace, such as a final newline, ignored).
+    /// The token file at `path`, checked now: start-up fails on a file that cannot be read
+    /// or holds no token.
     pub fn from_file(path: &Path) -> Result<ApiToken, ApiTokenError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ApiTokenError::Read {
+        let token = ApiToken {
             path: path.to_owned(),
+        };
+        token.current()?;
+        Ok(token)
+    }
+
+    /// The token as the file holds it now (surrounding whitespace, such as a final newline,
+    /// ignored).
+    fn current(&self) -> Result<Vec<u8>, ApiTokenError> {
+        let text = std::fs::read_to_string(&self.path).map_err(|source| ApiTokenError::Read {
+            path: self.path.clone(),
             source,
         })?;
         let token = text.trim();
         if token.is_empty() {
             return Err(ApiTokenError::Empty {
-                path: path.to_owned(),
+                path: self.path.clone(),
             });
         }
-        Ok(ApiToken(token.as_bytes().to_vec()))
+        Ok(token.as_bytes().to_vec())
     }
 
-    /// Whether `headers` carry this token, compared in constant time.
+    /// Whether `headers` carry the current token, compared in constant time. A token file
+    /// that has become unreadable or empty admits nobody.
     fn admits(&self, headers: &HeaderMap) -> bool {
+        let token = match self.current() {
+            Ok(token) => token,
+            Err(error) => {
+                tracing::error!(%error, "admin API request refused: no usable token");
+                return false;
+            }
+        };
         headers
             .get(hyper::header::AUTHORIZATION)
             .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
-            .is_some_and(|given| bool::from(given.ct_eq(&self.0)))
+            .is_some_and(|given| bool::from(given.ct_eq(&token)))
     }
 }
 
@@ -272,8 +295,11 @@ mod tests {
     }
 
     #[test]
-    fn the_token_is_required_exactly() {
-        let token = ApiToken(b"s3cret-token".to_vec());
+    fn the_token_is_required_exactly_and_read_again_for_each_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "s3cret-token\n").unwrap();
+        let token = ApiToken::from_file(&path).unwrap();
         let with = |value: &str| {
             let mut headers = HeaderMap::new();
             headers.insert(hyper::header::AUTHORIZATION, value.parse().unwrap());
@@ -289,5 +315,13 @@ mod tests {
             assert!(!with(wrong), "{wrong}");
         }
         assert!(!token.admits(&HeaderMap::new()));
+        std::fs::write(&path, "rotated").unwrap();
+        assert!(
+            !with("Bearer s3cret-token"),
+            "the old token no longer works"
+        );
+        assert!(with("Bearer rotated"));
+        std::fs::write(&path, "").unwrap();
+        assert!(!with("Bearer "), "an emptied file admits nobody");
     }
 }

@@ -318,6 +318,9 @@ fn volumes(plan: &BrokerPlan) -> Vec<Volume> {
         if let Some(acl) = &auth.acl_key {
             items.push(key_to_path(acl, layout::ACL_FILE));
         }
+        if let Some(token) = &auth.admin_token_key {
+            items.push(key_to_path(token, layout::ADMIN_TOKEN_FILE));
+        }
         volumes.push(Volume {
             name: "auth".to_owned(),
             secret: Some(SecretVolumeSource {

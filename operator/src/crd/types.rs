@@ -222,6 +222,11 @@ pub struct AuthSpec {
     /// authenticated client may use every topic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acl_key: Option<String>,
+    /// Key of a bearer token in the Secret that turns on the broker's admin REST
+    /// API (`/api/v1/` on the admin port: list clients, disconnect one, delete
+    /// a retained message); unset: the API is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token_key: Option<String>,
 }
 
 fn default_passwords_key() -> String {

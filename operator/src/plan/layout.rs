@@ -27,6 +27,8 @@ pub const DATA_DIR: &str = "/var/lib/ferrumq";
 pub const PASSWORDS_FILE: &str = "passwords";
 /// See [`PASSWORDS_FILE`].
 pub const ACL_FILE: &str = "acl";
+/// See [`PASSWORDS_FILE`]: the admin API's bearer token.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 
 /// Path of the broker binary in the image. Assumption shared with the broker
 /// image build: the binary sits at the filesystem root and accepts

@@ -129,6 +129,8 @@ pub struct AuthPlan {
     pub passwords_key: String,
     /// Key projected to [`layout::ACL_FILE`], when set.
     pub acl_key: Option<String>,
+    /// Key projected to [`layout::ADMIN_TOKEN_FILE`], when set.
+    pub admin_token_key: Option<String>,
 }
 
 /// PodDisruptionBudget bounds (exactly one is set).

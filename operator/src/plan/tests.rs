@@ -236,6 +236,7 @@ fn secrets_are_checked() {
             secret_name: "u".into(),
             passwords_key: "passwords".into(),
             acl_key: Some("acl".into()),
+            admin_token_key: None,
         }),
         ..Default::default()
     };
@@ -257,8 +258,31 @@ fn secrets_are_checked() {
         auth_secret: Some(secret(&["passwords", "acl"])),
         ..Default::default()
     };
-    let p = plan(&broker(spec), &snap, "t").unwrap();
+    let p = plan(&broker(spec.clone()), &snap, "t").unwrap();
     assert!(p.config_yaml.contains("aclFile: /etc/ferrumq/auth/acl"));
+    assert!(
+        !p.config_yaml.contains("apiTokenFile"),
+        "the admin API is off"
+    );
+
+    // The admin API's token comes from the same Secret.
+    let mut with_api = spec;
+    if let Some(auth) = &mut with_api.auth {
+        auth.admin_token_key = Some("admin-token".into());
+    }
+    let err = plan(&broker(with_api.clone()), &snap, "t").unwrap_err();
+    assert_eq!(
+        (err.field.as_str(), err.reason),
+        ("spec.auth.adminTokenKey", "SecretKeyMissing")
+    );
+    let snap = Snapshot {
+        auth_secret: Some(secret(&["passwords", "acl", "admin-token"])),
+        ..Default::default()
+    };
+    let p = plan(&broker(with_api), &snap, "t").unwrap();
+    assert!(p
+        .config_yaml
+        .contains("apiTokenFile: /etc/ferrumq/auth/admin-token"));
 
     let spec = MqttBrokerSpec {
         listeners: vec![listener("s", ListenerProtocol::Mqtts, 8883)],
@@ -315,6 +339,7 @@ fn hash_follows_config_and_secret_data() {
             secret_name: "u".into(),
             passwords_key: "p".into(),
             acl_key: None,
+            admin_token_key: None,
         }),
         ..Default::default()
     };

@@ -305,10 +305,14 @@ fn plan_auth(broker: &MqttBroker, snapshot: &Snapshot) -> Result<Option<AuthPlan
     if let Some(acl) = &auth.acl_key {
         require_key(secret, acl, "spec.auth.aclKey", &auth.secret_name)?;
     }
+    if let Some(token) = &auth.admin_token_key {
+        require_key(secret, token, "spec.auth.adminTokenKey", &auth.secret_name)?;
+    }
     Ok(Some(AuthPlan {
         secret_name: auth.secret_name.clone(),
         passwords_key: auth.passwords_key.clone(),
         acl_key: auth.acl_key.clone(),
+        admin_token_key: auth.admin_token_key.clone(),
     }))
 }
 
@@ -445,7 +449,9 @@ fn render_config(
         listeners,
         admin: AdminConfig {
             bind: format!("0.0.0.0:{}", layout::ADMIN_PORT),
-            ..AdminConfig::default()
+            api_token_file: auth
+                .and_then(|a| a.admin_token_key.as_ref())
+                .map(|_| format!("{}/{}", layout::AUTH_DIR, layout::ADMIN_TOKEN_FILE).into()),
         },
         settings,
         log: LogConfig::default(),

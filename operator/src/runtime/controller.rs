@@ -132,6 +132,7 @@ mod tests {
                 secret_name: "users".into(),
                 passwords_key: "passwords".into(),
                 acl_key: None,
+                admin_token_key: None,
             }),
             ..MqttBrokerSpec::default()
         };

@@ -70,6 +70,9 @@ pub fn complete_snapshot(broker: &MqttBroker) -> Snapshot {
         if let Some(acl) = &a.acl_key {
             keys.push((acl.as_str(), "user alice\ntopic readwrite #\n"));
         }
+        if let Some(token) = &a.admin_token_key {
+            keys.push((token.as_str(), "admin-api-token"));
+        }
         secret(&a.secret_name, &ns, &keys)
     });
     let tls_secret = broker
