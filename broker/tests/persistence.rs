@@ -11,7 +11,7 @@ use ferrumq_broker::codec::*;
 use ferrumq_broker::config::BrokerConfig;
 use ferrumq_broker::listeners;
 use ferrumq_broker::server::Broker;
-use support::{connect_packet, start_with, test_config, RawClient};
+use support::{connect_packet, start_with, test_config, RawClient, PASSWORD_HASH};
 
 fn persistent_config(dir: &tempfile::TempDir) -> BrokerConfig {
     let mut config = test_config();
@@ -196,5 +196,52 @@ async fn a_running_broker_saves_every_autosave_interval() {
         .find(|f| f.name() == "ferrumq_persistence_saved_retained_messages")
         .map(|f| f.get_metric()[0].get_gauge().value());
     assert_eq!(retained_saved, Some(1.0));
+    running.shutdown().await;
+}
+
+/// A restored session is held to its user's topic rules while its client is away: it queues
+/// only what that user may read, as it did before the restart.
+#[tokio::test]
+async fn a_restored_session_is_held_to_its_users_topic_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("passwords"),
+        format!("alice:{PASSWORD_HASH}\nbob:{PASSWORD_HASH}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("acl"),
+        "user alice\ntopic read sensors/alice/#\nuser bob\ntopic write sensors/#\n",
+    )
+    .unwrap();
+    let config = || {
+        let mut config = persistent_config(&dir);
+        config.settings.auth.password_file = Some(dir.path().join("passwords"));
+        config.settings.auth.acl_file = Some(dir.path().join("acl"));
+        config
+    };
+    let as_user = |user: &str, clean_start: bool| {
+        let mut connect = persistent_connect(user, clean_start);
+        connect.username = Some(user.into());
+        connect.password = Some(Bytes::from_static(b"s3cret"));
+        connect
+    };
+
+    let running = start_with(config()).await;
+    let (mut alice, _) = RawClient::connect_with(&running, as_user("alice", true)).await;
+    alice.subscribe(1, "sensors/#", QoS::AtLeastOnce).await;
+    alice.disconnect().await;
+    running.shutdown().await;
+
+    let running = start_with(config()).await;
+    let (mut bob, connack) = RawClient::connect_with(&running, as_user("bob", true)).await;
+    assert_eq!(connack.reason_code, ReasonCode::Success);
+    publish_acked(&mut bob, "sensors/bob/secret", b"not for alice", 1).await;
+    publish_acked(&mut bob, "sensors/alice/temp", b"for alice", 2).await;
+    let (mut alice, connack) = RawClient::connect_with(&running, as_user("alice", false)).await;
+    assert!(connack.session_present);
+    let delivered = alice.expect_publish().await;
+    assert_eq!(&delivered.topic[..], "sensors/alice/temp");
+    alice.expect_nothing().await;
     running.shutdown().await;
 }

@@ -130,12 +130,10 @@ impl Authenticator for ConfiguredAuth {
         self.config.acl_file.is_some()
     }
 
-    fn acl_for(&self, connect: &Connect, client_id: &str) -> Option<Arc<ClientAcl>> {
+    fn acl_for_user(&self, username: Option<&str>, client_id: &str) -> Option<Arc<ClientAcl>> {
         let files = self.files();
         let acl = files.acl.as_ref()?;
-        Some(Arc::new(
-            acl.for_client(connect.username.as_deref(), client_id),
-        ))
+        Some(Arc::new(acl.for_client(username, client_id)))
     }
 
     fn reload(&self) -> Result<bool, AuthFileError> {
@@ -147,12 +145,6 @@ impl Authenticator for ConfiguredAuth {
             }
             None => Ok(false),
         }
-    }
-
-    fn refresh_acl(&self, old: &ClientAcl, client_id: &str) -> Option<Arc<ClientAcl>> {
-        let files = self.files();
-        let acl = files.acl.as_ref()?;
-        Some(Arc::new(acl.for_client(old.username(), client_id)))
     }
 }
 

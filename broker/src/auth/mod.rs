@@ -90,7 +90,14 @@ pub trait Authenticator: Send + Sync {
 
     /// The topic rules of a client whose CONNECT was allowed, connected as `client_id` (the
     /// CONNECT's, or the one the broker assigned); `None`: every topic.
-    fn acl_for(&self, _connect: &Connect, _client_id: &str) -> Option<Arc<ClientAcl>> {
+    fn acl_for(&self, connect: &Connect, client_id: &str) -> Option<Arc<ClientAcl>> {
+        self.acl_for_user(connect.username.as_deref(), client_id)
+    }
+
+    /// The topic rules of user `username` (`None`: anonymous) connected as `client_id`: what
+    /// [`acl_for`](Self::acl_for) gives a CONNECT, and what a session is held to again after
+    /// a reload or a restart. `None`: every topic.
+    fn acl_for_user(&self, _username: Option<&str>, _client_id: &str) -> Option<Arc<ClientAcl>> {
         None
     }
 
@@ -108,12 +115,6 @@ pub trait Authenticator: Send + Sync {
     /// that cannot be read or parsed leaves the previous one in force.
     fn reload(&self) -> Result<bool, AuthFileError> {
         Ok(false)
-    }
-
-    /// A connected client's topic rules after a reload, from the rules it had; `None` keeps
-    /// them.
-    fn refresh_acl(&self, _old: &ClientAcl, _client_id: &str) -> Option<Arc<ClientAcl>> {
-        None
     }
 
     /// The common first step: an Authentication Method nobody supports is 0x8C.

@@ -20,10 +20,10 @@ impl Broker {
         if changed && self.acl_enabled {
             self.sessions.for_each(|session| {
                 let mut st = session.state.lock();
-                let refreshed = st
-                    .acl
-                    .as_deref()
-                    .and_then(|old| self.authenticator.refresh_acl(old, &session.client_id));
+                let refreshed = st.acl.as_deref().and_then(|old| {
+                    self.authenticator
+                        .acl_for_user(old.username(), &session.client_id)
+                });
                 if let Some(acl) = refreshed {
                     st.acl = Some(acl);
                 }

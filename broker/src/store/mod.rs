@@ -34,7 +34,8 @@ use record::{now_unix_ms, SavedMessage, SavedSession, SessionCopy};
 pub const FILE_NAME: &str = "ferrumq.redb";
 
 /// Version of the records' layout; a file saved with another is refused, not misread.
-const FORMAT: u32 = 1;
+/// 2: sessions keep whose topic rules they were held to.
+const FORMAT: u32 = 2;
 
 const META: TableDefinition<&str, u32> = TableDefinition::new("meta");
 const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");

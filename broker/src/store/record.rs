@@ -189,6 +189,10 @@ pub(super) struct SavedSession {
     queued: Vec<SavedDelivery>,
     inflight: Vec<SavedInflight>,
     inbound_qos2: Vec<u16>,
+    /// Whose topic rules the session was held to: `Some(user)` (`Some(None)`: anonymous), or
+    /// `None` when the broker had no ACL. A restored session is held to them again, so it
+    /// queues nothing its client may not read while the client is away.
+    acl_user: Option<Option<String>>,
 }
 
 /// What a save copies out of a session under its lock (message handles, not encodings), so
@@ -201,6 +205,7 @@ pub(super) struct SessionCopy {
     queued: Vec<Outgoing>,
     inflight: Vec<Inflight>,
     inbound_qos2: Vec<u16>,
+    acl_user: Option<Option<String>>,
 }
 
 impl SessionCopy {
@@ -222,6 +227,7 @@ impl SessionCopy {
             queued: st.queue.iter().cloned().collect(),
             inflight: st.inflight.iter().cloned().collect(),
             inbound_qos2: st.inbound_qos2.iter().copied().collect(),
+            acl_user: st.acl.as_ref().map(|acl| acl.username().map(str::to_owned)),
         })
     }
 }
@@ -261,6 +267,7 @@ impl SavedSession {
                 .collect::<Result<_, _>>()?,
             inflight,
             inbound_qos2: copy.inbound_qos2,
+            acl_user: copy.acl_user,
         })
     }
 
@@ -310,6 +317,16 @@ impl SavedSession {
             })
             .collect::<Result<VecDeque<_>, RecordError>>()?;
 
+        // With an ACL, the rules of the user saved with the session; a session saved before
+        // the broker had an ACL is held to the anonymous clients' rules (the narrowest).
+        let acl = if broker.acl_enabled {
+            let user = self.acl_user.flatten();
+            broker
+                .authenticator
+                .acl_for_user(user.as_deref(), &client_id)
+        } else {
+            None
+        };
         let session = broker.sessions.get_or_create(&client_id);
         {
             let mut st = session.state.lock();
@@ -324,6 +341,7 @@ impl SavedSession {
             st.queue = queue;
             st.inflight = inflight;
             st.inbound_qos2 = self.inbound_qos2.into_iter().collect::<BTreeSet<_>>();
+            st.acl = acl;
         }
         let mut tree = broker.router.write();
         for (filter, sub) in subscriptions {
