@@ -206,6 +206,10 @@ impl Stats {
         for label in ["client", "client_with_will", "lost"] {
             stats.disconnects.with_label_values(&[label]);
         }
+        // Likewise for reloads, whose first error an alert must see as an increase from 0.
+        for result in ["ok", "error"] {
+            stats.auth_reloads.with_label_values(&[result]);
+        }
         Ok(stats)
     }
 
