@@ -42,6 +42,16 @@ struct Cli {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
+    /// Print a password file line for USERNAME (Mosquitto's `$7$` PBKDF2-SHA512 format, so
+    /// Mosquitto reads it too), with the password read from the first line of standard input:
+    /// `ferrumq-broker passwd alice < password >> passwords`.
+    Passwd {
+        username: String,
+        /// PBKDF2 iterations (mosquitto_passwd's default; each CONNECT with a password pays
+        /// them).
+        #[arg(long, default_value_t = ferrumq_broker::auth::DEFAULT_ITERATIONS)]
+        iterations: u32,
+    },
     /// Ask a running broker to stop accepting clients and disconnect them (a pod's preStop).
     /// Returns when the broker reports that its clients are gone.
     Drain {
@@ -55,8 +65,13 @@ fn main() -> ExitCode {
     // Before any other thread allocates: see the function's documentation.
     ferrumq_broker::alloc::use_one_malloc_arena();
     let cli = Cli::parse();
-    if let Some(Command::Drain { admin }) = &cli.command {
-        return drain(admin);
+    match &cli.command {
+        Some(Command::Drain { admin }) => return drain(admin),
+        Some(Command::Passwd {
+            username,
+            iterations,
+        }) => return passwd(username, *iterations),
+        None => {}
     }
     let mut config = match BrokerConfig::load_or_default(cli.config.as_deref()) {
         Ok(config) => config,
@@ -162,6 +177,26 @@ fn init_logging(config: &BrokerConfig, level: Option<&str>, json: bool) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+/// `ferrumq-broker passwd`: one password file line on standard output.
+fn passwd(username: &str, iterations: u32) -> ExitCode {
+    let mut password = String::new();
+    if let Err(error) = std::io::stdin().read_line(&mut password) {
+        eprintln!("ferrumq-broker passwd: cannot read the password from standard input: {error}");
+        return ExitCode::from(2);
+    }
+    let password = password.trim_end_matches(['\n', '\r']);
+    match ferrumq_broker::auth::password_line(username, password.as_bytes(), iterations) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("ferrumq-broker passwd: {error}");
+            ExitCode::from(2)
+        }
     }
 }
 

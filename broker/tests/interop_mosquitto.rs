@@ -18,7 +18,11 @@ const VERSIONS: [&str; 2] = ["mqttv311", "mqttv5"];
 /// The path of a mosquitto client binary; panics (fails the test) if it is not installed.
 fn bin(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs = std::env::split_paths(&path).chain(["/usr/bin".into(), "/usr/local/bin".into()]);
+    let dirs = std::env::split_paths(&path).chain([
+        "/usr/bin".into(),
+        "/usr/local/bin".into(),
+        "/usr/sbin".into(),
+    ]);
     for dir in dirs {
         let candidate = dir.join(name);
         if candidate.is_file() {
@@ -491,4 +495,107 @@ async fn a_broken_password_file_stops_start_up_with_the_line_at_fault() {
         "the error names the file and line 2: {error}"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `ferrumq-broker passwd` writes Mosquitto's format: the Mosquitto broker itself accepts the
+/// user it made, and so does FerrumQ; a wrong password is refused by both.
+#[tokio::test]
+async fn ferrumq_passwd_lines_are_read_by_mosquitto_and_ferrumq() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut passwd = Command::new(env!("CARGO_BIN_EXE_ferrumq-broker"))
+        .args(["passwd", "carol"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ferrumq-broker passwd starts");
+    let mut stdin = passwd.stdin.take().unwrap();
+    stdin.write_all(b"open sesame\n").await.unwrap();
+    drop(stdin);
+    let output = bounded(passwd).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = String::from_utf8(output.stdout).unwrap();
+    assert!(line.starts_with("carol:$7$101$"), "{line}");
+    let file = dir.path().join("passwords");
+    std::fs::write(&file, &line).unwrap();
+
+    // Mosquitto, on a free loopback port, with that file as its only users.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "user root\nlistener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n",
+            file.display()
+        ),
+    )
+    .unwrap();
+    let _mosquitto = Command::new(bin("mosquitto"))
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("mosquitto starts");
+    let publish_to_mosquitto = |password: &'static str| {
+        let port = port.to_string();
+        async move {
+            let args = [
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-u",
+                "carol",
+                "-P",
+                password,
+            ];
+            let child = Command::new(bin("mosquitto_pub"))
+                .args(args)
+                .args(["-i", "carol-pub", "-t", "t", "-m", "x"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("mosquitto_pub starts");
+            bounded(child).await.status.success()
+        }
+    };
+    let mut accepted = false;
+    for _ in 0..50 {
+        // Until Mosquitto listens (bounded: 50 tries, 100 ms apart).
+        if publish_to_mosquitto("open sesame").await {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        accepted,
+        "Mosquitto accepts the user ferrumq-broker passwd made"
+    );
+    assert!(
+        !publish_to_mosquitto("open sesam").await,
+        "Mosquitto refuses a wrong password"
+    );
+
+    let mut config = test_config();
+    config.settings.auth.password_file = Some(file);
+    let broker = start_with(config).await;
+    let creds = ["-u", "carol", "-P", "open sesame", "-t", "t", "-m", "x"];
+    run_pub(&broker, "mqttv5", "carol-ferrumq", &creds).await;
+    let wrong = ["-u", "carol", "-P", "open sesam", "-t", "t", "-m", "x"];
+    let output = pub_output(&broker, "mqttv5", "carol-wrong", &wrong).await;
+    assert!(!output.status.success(), "FerrumQ refuses a wrong password");
+    broker.shutdown().await;
 }

@@ -15,7 +15,7 @@ mod password_file;
 
 pub use acl_file::{AclFile, ClientAcl};
 pub use configured::ConfiguredAuth;
-pub use password_file::PasswordFile;
+pub use password_file::{password_line, PasswordFile, PasswordLineError, DEFAULT_ITERATIONS};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -94,6 +94,51 @@ impl Hash {
     }
 }
 
+/// Iterations `mosquitto_passwd` uses for `$7$` hashes, and so the default of
+/// `ferrumq-broker passwd`: every CONNECT with a password pays them.
+pub const DEFAULT_ITERATIONS: u32 = 101;
+
+/// Why [`password_line`] made no line.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordLineError {
+    #[error("the username must not be empty or contain ':' or a line break")]
+    Username,
+    #[error("the password must not be empty")]
+    EmptyPassword,
+    #[error("the iteration count must be at least 1")]
+    Iterations,
+    #[error("no random salt: {0}")]
+    Random(getrandom::Error),
+}
+
+/// One password file line for `username`: a `$7$` (PBKDF2-HMAC-SHA512) hash of `password`
+/// with a random 12-byte salt, as `mosquitto_passwd` writes it, so Mosquitto reads the file
+/// too.
+pub fn password_line(
+    username: &str,
+    password: &[u8],
+    iterations: u32,
+) -> Result<String, PasswordLineError> {
+    if username.is_empty() || username.contains([':', '\n', '\r']) {
+        return Err(PasswordLineError::Username);
+    }
+    if password.is_empty() {
+        return Err(PasswordLineError::EmptyPassword);
+    }
+    if iterations == 0 {
+        return Err(PasswordLineError::Iterations);
+    }
+    let mut salt = [0u8; 12];
+    getrandom::fill(&mut salt).map_err(PasswordLineError::Random)?;
+    let mut hash = [0u8; 64];
+    pbkdf2::pbkdf2_hmac::<Sha512>(password, &salt, iterations, &mut hash);
+    Ok(format!(
+        "{username}:$7${iterations}${}${}",
+        STANDARD.encode(salt),
+        STANDARD.encode(hash)
+    ))
+}
+
 /// The users of a password file.
 #[derive(Clone)]
 pub struct PasswordFile {
@@ -178,6 +223,31 @@ bob:$6$EomL2EILM9cp06Ek$bOx3fdhf8XBy/DrXyITa+G5RMpaquKImMg+vO/TuKJcQelVLFSxs3uah
             "bob's password is not alice's"
         );
         assert!(!file.verify("carol", b"wonder land"), "unknown user");
+    }
+
+    #[test]
+    fn made_lines_verify_and_never_share_a_salt() {
+        let a = password_line("alice", b"wonder land", DEFAULT_ITERATIONS).unwrap();
+        let b = password_line("bob", b"wonder land", 1000).unwrap();
+        let file = PasswordFile::parse(&format!("{a}\n{b}\n")).unwrap();
+        assert!(file.verify("alice", b"wonder land"));
+        assert!(file.verify("bob", b"wonder land"));
+        assert!(!file.verify("alice", b"wonderland"));
+        assert!(b.contains(":$7$1000$"), "{b}");
+        let again = password_line("alice", b"wonder land", DEFAULT_ITERATIONS).unwrap();
+        assert_ne!(a, again, "a fresh salt each time");
+        for (user, password, iterations) in [
+            ("", &b"p"[..], 1),
+            ("a:b", b"p", 1),
+            ("a\nb", b"p", 1),
+            ("a", b"", 1),
+            ("a", b"p", 0),
+        ] {
+            assert!(
+                password_line(user, password, iterations).is_err(),
+                "{user:?}"
+            );
+        }
     }
 
     #[test]
