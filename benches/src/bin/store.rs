@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use clap::Parser;
-use ferrumq_broker::codec::{ByteString, ProtocolVersion, PublishProperties, QoS};
+use ferrumq_broker::codec::{ByteString, EncodeError, ProtocolVersion, PublishProperties, QoS};
 use ferrumq_broker::config::BrokerConfig;
 use ferrumq_broker::pool::MessageRef;
 use ferrumq_broker::router::Subscription;
@@ -37,7 +37,12 @@ struct Args {
     payload: usize,
 }
 
-fn message(topic: String, payload: &Bytes, qos: QoS, retain: bool) -> MessageRef {
+fn message(
+    topic: String,
+    payload: &Bytes,
+    qos: QoS,
+    retain: bool,
+) -> Result<MessageRef, EncodeError> {
     Message::pooled(
         ByteString::from(topic),
         qos,
@@ -47,13 +52,12 @@ fn message(topic: String, payload: &Bytes, qos: QoS, retain: bool) -> MessageRef
         Some(ByteString::from_static("bench")),
         Instant::now(),
     )
-    .expect("encodable message")
 }
 
 /// A broker holding the state `args` describe, its sessions detached as after their clients
 /// left.
-fn populated(args: &Args) -> std::sync::Arc<Broker> {
-    let broker = Broker::new(BrokerConfig::default()).expect("default configuration");
+fn populated(args: &Args) -> Result<std::sync::Arc<Broker>, Box<dyn std::error::Error>> {
+    let broker = Broker::new(BrokerConfig::default())?;
     let payload = Bytes::from(vec![0x5a; args.payload]);
     for i in 0..args.sessions {
         let client_id = ByteString::from(format!("device-{i}"));
@@ -86,7 +90,7 @@ fn populated(args: &Args) -> std::sync::Arc<Broker> {
         st.subscriptions.insert(filter.clone(), subscription);
         for _ in 0..args.queued {
             st.queue.push_back(Outgoing {
-                message: message(filter.clone(), &payload, QoS::AtLeastOnce, false),
+                message: message(filter.clone(), &payload, QoS::AtLeastOnce, false)?,
                 qos: QoS::AtLeastOnce,
                 retain: false,
                 subscription_ids: SubscriptionIds::None,
@@ -102,32 +106,31 @@ fn populated(args: &Args) -> std::sync::Arc<Broker> {
             &payload,
             QoS::AtMostOnce,
             true,
-        ));
+        )?);
     }
-    broker
+    Ok(broker)
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let dir = std::env::temp_dir().join(format!("ferrumq-store-bench-{}", std::process::id()));
-    let broker = populated(&args);
-    let store = Store::open(&dir).expect("a state file");
+    let broker = populated(&args)?;
+    let store = Store::open(&dir)?;
     let started = Instant::now();
-    let saved = store.save(&broker).expect("save");
+    let saved = store.save(&broker)?;
     let save_time = started.elapsed();
     drop(store);
     let size = std::fs::metadata(dir.join(FILE_NAME)).map_or(0, |m| m.len());
 
-    let fresh = Broker::new(BrokerConfig::default()).expect("default configuration");
-    let store = Store::open(&dir).expect("the state file again");
+    let fresh = Broker::new(BrokerConfig::default())?;
+    let store = Store::open(&dir)?;
     let started = Instant::now();
-    let restored = store.restore(&fresh).expect("restore");
+    let restored = store.restore(&fresh)?;
     let restore_time = started.elapsed();
-    assert_eq!(
-        (restored.sessions, restored.retained),
-        (saved.sessions, saved.retained)
-    );
+    if (restored.sessions, restored.retained) != (saved.sessions, saved.retained) {
+        return Err(format!("saved {saved:?} but restored {restored:?}").into());
+    }
     let _ = std::fs::remove_dir_all(&dir);
 
     println!(
@@ -140,4 +143,5 @@ async fn main() {
         restore_time.as_secs_f64() * 1e3,
         size
     );
+    Ok(())
 }

@@ -23,7 +23,7 @@ pub use websocket::WsStream;
 use crate::config::BrokerConfig;
 use crate::connection;
 use crate::server::Broker;
-use crate::store::{Store, StoreError, StoreMetrics};
+use crate::store::{save_logged, Store, StoreError, StoreMetrics};
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +129,7 @@ pub async fn start_with_authenticator(
         .filter_map(|(name, _, layers)| Some((name.clone(), layers.as_ref()?.tls()?.clone())))
         .collect();
     let reloader = Reloader::new(Arc::clone(&broker), tls);
-    reloader.spawn_tls_timers();
+    reloader.spawn_timers();
     let mut listeners = Vec::new();
     for (name, socket, layers) in bound {
         let addr = socket.local_addr().map_err(|source| StartError::Bind {
@@ -147,7 +147,6 @@ pub async fn start_with_authenticator(
         listeners.push((name, addr));
     }
     crate::sys::spawn(&broker);
-    crate::server::spawn_auth_reload(&broker);
     crate::server::deadlines::spawn(&broker);
     Ok(RunningBroker {
         broker,
@@ -173,14 +172,8 @@ fn restore(
         expired = restored.expired,
         "saved state loaded"
     );
-    if !autosave.is_zero() {
-        tokio::spawn(crate::store::autosave(
-            Arc::clone(&store),
-            Arc::clone(broker),
-            Arc::clone(&metrics),
-            autosave,
-        ));
-    }
+    let (saving, b, m) = (Arc::clone(&store), Arc::clone(broker), Arc::clone(&metrics));
+    broker.every_blocking(autosave, move || save_logged(&saving, &b, &m));
     Ok(Persistence { store, metrics })
 }
 
@@ -284,13 +277,10 @@ impl RunningBroker {
         {
             tracing::warn!("connections still open after the shutdown grace period");
         }
-        if let Some(persistence) = &self.persistence {
-            crate::store::save_in_background(
-                &persistence.store,
-                &self.broker,
-                &persistence.metrics,
-            )
-            .await;
+        if let Some(Persistence { store, metrics }) = self.persistence {
+            let broker = Arc::clone(&self.broker);
+            let _ =
+                tokio::task::spawn_blocking(move || save_logged(&store, &broker, &metrics)).await;
         }
     }
 }

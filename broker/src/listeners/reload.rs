@@ -4,6 +4,7 @@
 //! on SIGHUP ([`Reloader`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::tls::TlsListener;
 use crate::server::Broker;
@@ -31,26 +32,21 @@ impl Reloader {
         }
     }
 
-    /// Checks each TLS listener's files every `tls.reloadIntervalSecs` (unless 0) until the
-    /// broker shuts down.
-    pub(super) fn spawn_tls_timers(&self) {
+    /// Checks the authentication files every `settings.auth.reloadIntervalSecs` and each TLS
+    /// listener's files every `tls.reloadIntervalSecs` (a zero interval: only on SIGHUP),
+    /// until the broker shuts down.
+    pub(super) fn spawn_timers(&self) {
+        let auth = &self.broker.settings().auth;
+        if auth.password_file.is_some() || auth.acl_file.is_some() {
+            let interval = Duration::from_secs(u64::from(auth.reload_interval_secs));
+            let broker = Arc::clone(&self.broker);
+            self.broker
+                .every_blocking(interval, move || broker.reload_auth_logged());
+        }
         for (name, tls) in &self.tls {
-            let interval = tls.reload_interval();
-            if interval.is_zero() {
-                continue;
-            }
             let (broker, name, tls) = (Arc::clone(&self.broker), name.clone(), tls.clone());
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(interval) => {}
-                        _ = broker.shutdown.cancelled() => return,
-                    }
-                    // Reading and parsing PEM files is blocking work: off the worker threads.
-                    let (b, n, t) = (Arc::clone(&broker), name.clone(), tls.clone());
-                    let _ =
-                        tokio::task::spawn_blocking(move || reload_tls_logged(&b, &n, &t)).await;
-                }
+            self.broker.every_blocking(tls.reload_interval(), move || {
+                reload_tls_logged(&broker, &name, &tls)
             });
         }
     }

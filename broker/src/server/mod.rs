@@ -8,7 +8,7 @@ mod reload;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 use smallvec::SmallVec;
@@ -18,7 +18,6 @@ use tokio_util::task::TaskTracker;
 pub use crate::metrics::Stats;
 use crate::metrics::{DropReason, PoolCollector, StateCollector};
 pub use lifecycle::{AttachParams, Attached, WillOnClose};
-pub use reload::spawn_auth_reload;
 
 use crate::auth::{AuthFileError, Authenticator, ConfiguredAuth};
 use crate::codec::{ByteString, QoS};
@@ -120,6 +119,27 @@ impl Broker {
 
     pub fn settings(&self) -> &BrokerSettings {
         &self.config.settings
+    }
+
+    /// Runs `work` every `interval` (never when it is zero) until the broker starts shutting
+    /// down, each time on a blocking thread: the periodic file I/O (saving state, reloading
+    /// changed files) must not hold up a worker thread that serves connections.
+    pub fn every_blocking(&self, interval: Duration, work: impl Fn() + Send + Sync + 'static) {
+        if interval.is_zero() {
+            return;
+        }
+        let shutdown = self.shutdown.clone();
+        let work = Arc::new(work);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                let work = Arc::clone(&work);
+                let _ = tokio::task::spawn_blocking(move || work()).await;
+            }
+        });
     }
 
     /// A client identifier for a client that sent none (section 3.1.3.1), unique in this

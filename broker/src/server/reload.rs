@@ -1,9 +1,6 @@
-//! Reloading the authentication files while the broker runs, on a timer and on SIGHUP, so a
-//! user added to a Secret or a rule changed in an ACL takes effect without a restart (which
-//! would disconnect every client).
-
-use std::sync::Arc;
-use std::time::Duration;
+//! Reloading the authentication files while the broker runs (on a timer and on SIGHUP, see
+//! `listeners::Reloader`), so a user added to a Secret or a rule changed in an ACL takes
+//! effect without a restart (which would disconnect every client).
 
 use super::Broker;
 use crate::auth::AuthFileError;
@@ -46,26 +43,4 @@ impl Broker {
             }
         }
     }
-}
-
-/// Checks the authentication files every `settings.auth.reloadIntervalSecs` (unless 0) until
-/// the broker shuts down.
-pub fn spawn_auth_reload(broker: &Arc<Broker>) {
-    let auth = &broker.settings().auth;
-    let interval = Duration::from_secs(u64::from(auth.reload_interval_secs));
-    if interval.is_zero() || (auth.password_file.is_none() && auth.acl_file.is_none()) {
-        return;
-    }
-    let broker = Arc::clone(broker);
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = broker.shutdown.cancelled() => return,
-            }
-            // Reading and hashing the files is blocking I/O: off the worker threads.
-            let reloading = Arc::clone(&broker);
-            let _ = tokio::task::spawn_blocking(move || reloading.reload_auth_logged()).await;
-        }
-    });
 }

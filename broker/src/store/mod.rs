@@ -19,7 +19,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -163,7 +163,7 @@ impl Store {
 
     /// Saves every retained message and persistent session of `broker`, replacing the
     /// previous snapshot in one transaction. Blocking (disk I/O): call it off the runtime's
-    /// worker threads ([`save_in_background`]).
+    /// worker threads ([`save_logged`] on a blocking thread).
     pub fn save(&self, broker: &Broker) -> Result<Saved, StoreError> {
         let _one_at_a_time = self.saving.lock();
         let now_ms = now_unix_ms();
@@ -235,6 +235,7 @@ impl Store {
             source,
         };
         let table = txn.open_table(RETAINED).map_err(|e| self.db_error(e))?;
+        let mut retained = broker.retained.write();
         for entry in table.iter().map_err(|e| self.db_error(e))? {
             let (key, value) = entry.map_err(|e| self.db_error(e))?;
             let topic = key.value();
@@ -245,10 +246,11 @@ impl Store {
             if expired {
                 restored.expired += 1;
             } else {
-                broker.retained.write().insert(topic, message);
+                retained.insert(topic, message);
                 restored.retained += 1;
             }
         }
+        drop(retained);
         let table = txn.open_table(SESSIONS).map_err(|e| self.db_error(e))?;
         for entry in table.iter().map_err(|e| self.db_error(e))? {
             let (key, value) = entry.map_err(|e| self.db_error(e))?;
@@ -267,13 +269,12 @@ impl Store {
     }
 }
 
-/// Saves on a blocking thread, records the outcome in `metrics` and the log.
-pub async fn save_in_background(store: &Arc<Store>, broker: &Arc<Broker>, metrics: &StoreMetrics) {
+/// Saves, recording the outcome in `metrics` and the log: what the timer and the final save
+/// at shutdown run. Blocking (disk I/O): run it on a blocking thread.
+pub fn save_logged(store: &Store, broker: &Broker, metrics: &StoreMetrics) {
     let started = Instant::now();
-    let (store_, broker_) = (Arc::clone(store), Arc::clone(broker));
-    let result = tokio::task::spawn_blocking(move || store_.save(&broker_)).await;
-    match result {
-        Ok(Ok(saved)) => {
+    match store.save(broker) {
+        Ok(saved) => {
             metrics.saved(&saved, started.elapsed());
             tracing::debug!(
                 sessions = saved.sessions,
@@ -281,30 +282,9 @@ pub async fn save_in_background(store: &Arc<Store>, broker: &Arc<Broker>, metric
                 "state saved"
             );
         }
-        Ok(Err(error)) => {
-            metrics.failed();
-            tracing::error!(%error, "saving the broker's state failed");
-        }
         Err(error) => {
             metrics.failed();
             tracing::error!(%error, "saving the broker's state failed");
         }
-    }
-}
-
-/// Saves every `interval` until the broker starts shutting down (whose final save is
-/// [`RunningBroker::shutdown`](crate::listeners::RunningBroker::shutdown)'s).
-pub async fn autosave(
-    store: Arc<Store>,
-    broker: Arc<Broker>,
-    metrics: Arc<StoreMetrics>,
-    interval: Duration,
-) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = broker.shutdown.cancelled() => return,
-        }
-        save_in_background(&store, &broker, &metrics).await;
     }
 }

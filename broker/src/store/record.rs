@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{ByteString, QoS, RetainHandling, SubscriptionOptions};
@@ -70,7 +70,7 @@ pub(super) struct SavedMessage {
 impl SavedMessage {
     pub(super) fn of(message: &Message, now_ms: u64) -> Result<SavedMessage, RecordError> {
         Ok(SavedMessage {
-            publish: message.to_v5_packet().map_err(DetachError::from)?.to_vec(),
+            publish: Vec::from(message.to_v5_packet().map_err(DetachError::from)?),
             received_unix_ms: unix_ms_of(message.received_at, now_ms),
             publisher: message.publisher.as_ref().map(|p| p.to_string()),
         })
@@ -80,7 +80,7 @@ impl SavedMessage {
     pub(super) fn restore(self, now_ms: u64) -> Result<(MessageRef, bool), RecordError> {
         let age_ms = now_ms.saturating_sub(self.received_unix_ms);
         let message = Message::from_v5_packet(
-            &mut BytesMut::from(&self.publish[..]),
+            &mut BytesMut::from(Bytes::from(self.publish)),
             self.publisher.map(ByteString::from),
             instant_ago(age_ms),
         )?;
