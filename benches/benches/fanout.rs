@@ -1,23 +1,30 @@
 //! Fan-out benchmarks: one PUBLISH with a 1 KiB payload to 1, 10, 100 and 1000 subscribers at
 //! QoS 0, 1 and 2.
 //!
-//! One operation is [`FanoutHarness::publish_once`]: copy the PUBLISH's wire bytes into the
-//! publisher's warm read buffer and decode it in place, wrap it in a pooled message envelope,
-//! route it through the subscription tree, queue it on every matching session (real sessions,
-//! real bounded queues), then for every subscriber move it into flight and into that
-//! connection's outbox as ready-to-write bytes (its own head plus the shared payload) and mark
-//! them written as a completed `writev` would; for QoS 1 and 2 the subscriber's acknowledgement
-//! is simulated by emptying its in-flight window. Only the system calls are left out.
+//! `fanout/`: one operation is the publisher's side of one PUBLISH,
+//! [`FanoutHarness::route_received`]: decode it in place from the publisher's read buffer
+//! (its wire bytes put there beforehand, as a socket read leaves them), wrap it in a pooled
+//! envelope, route it through the subscription tree and queue it on every matching session
+//! (real sessions, real bounded queues) with its wire head encoded once per form: ready-to-write
+//! bytes in every subscriber's queue. Publishes are timed in bursts of [`BURST`]; between
+//! bursts, outside the timing, every subscriber's writer drains its queue
+//! ([`FanoutHarness::write_all`]), so queues stay as short as a live broker keeps them.
+//!
+//! `fanout_write/`: one operation is the whole path, [`FanoutHarness::publish_once`]: the
+//! above, then every subscriber's writer moves the message into flight and into its outbox
+//! (the shared head copied and patched, the payload listed as a shared piece) and marks it
+//! written as a completed `writev` would; for QoS 1 and 2 the acknowledgement is simulated by
+//! emptying the in-flight window. Only the system calls are left out.
 //!
 //! Next to criterion's time per operation, each benchmark prints heap allocations per
-//! operation, measured with the counting allocator installed below. Run with:
+//! operation of the whole path, measured with the counting allocator installed below. Run with:
 //!
 //! ```text
 //! cargo bench -p ferrumq-benches --bench fanout
 //! ```
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{
@@ -43,6 +50,10 @@ fn short_group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallT
     group
 }
 
+/// Publishes timed back to back in [`fanout`] before the subscribers' writers drain them.
+const BURST: u64 = 16;
+
+/// The publisher's side of a fan-out ([`FanoutHarness::route_received`]), timed alone.
 fn fanout(c: &mut Criterion) {
     let mut group = short_group(c, "fanout");
     for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
@@ -53,6 +64,41 @@ fn fanout(c: &mut Criterion) {
             report_allocs(&format!("fanout/{name}/{subscribers}"), iters, || {
                 black_box(harness.publish_once());
             });
+            group.throughput(Throughput::Elements(subscribers as u64));
+            group.bench_function(BenchmarkId::new(name, subscribers), |b| {
+                b.iter_custom(|iters| route_in_bursts(&mut harness, iters))
+            });
+        }
+    }
+    group.finish();
+}
+
+/// Time taken by `iters` [`FanoutHarness::route_received`] calls, in bursts of [`BURST`];
+/// receiving the bytes and draining the queues happen outside the timing.
+fn route_in_bursts(harness: &mut FanoutHarness, iters: u64) -> Duration {
+    let mut timed = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let burst = BURST.min(iters - done);
+        harness.receive(burst as usize);
+        let start = Instant::now();
+        for _ in 0..burst {
+            black_box(harness.route_received());
+        }
+        timed += start.elapsed();
+        black_box(harness.write_all());
+        done += burst;
+    }
+    timed
+}
+
+/// The whole path of a fan-out, writers included ([`FanoutHarness::publish_once`]).
+fn fanout_write(c: &mut Criterion) {
+    let mut group = short_group(c, "fanout_write");
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+        for subscribers in [1usize, 10, 100, 1000] {
+            let mut harness = FanoutHarness::new(subscribers, qos, PAYLOAD);
+            let name = format!("qos{}", qos.as_u8());
             group.throughput(Throughput::Elements(subscribers as u64));
             group.bench_function(BenchmarkId::new(name, subscribers), |b| {
                 b.iter(|| black_box(harness.publish_once()))
@@ -88,5 +134,5 @@ fn fanout_run(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fanout, fanout_run);
+criterion_group!(benches, fanout, fanout_write, fanout_run);
 criterion_main!(benches);

@@ -1,16 +1,25 @@
 //! A fan-out harness: real broker state (sessions, subscription tree, queues, outboxes) without
 //! sockets, so benchmarks and allocation tests measure the message path itself.
 //!
-//! One operation ([`FanoutHarness::publish_once`]) is what the broker does for one PUBLISH:
-//! copy its wire bytes into the publisher's warm read buffer and decode it in place; wrap it
-//! in a pooled message envelope; route it through the subscription tree; queue it on every
-//! matching session; then, for every subscriber, move it from the queue into flight and into
-//! that connection's outbox as ready-to-write bytes (a per-subscriber head plus the shared
-//! payload), and mark those bytes written as a completed `writev` would. For QoS 1 and 2 the
-//! subscriber's acknowledgement is simulated by emptying its in-flight window. The only work
-//! left out is the system calls.
+//! The broker's work for one PUBLISH is split the way the broker splits it between threads:
+//!
+//! - the publisher's side ([`FanoutHarness::route_received`]): decode the PUBLISH in place from
+//!   the publisher's read buffer (where [`FanoutHarness::receive`] put its wire bytes, as a
+//!   socket read would), wrap it in a pooled message envelope, route it through the
+//!   subscription tree, and queue it on every matching session with its wire head encoded
+//!   (once per wire form, shared by every subscriber that receives the same bytes): the
+//!   ready-to-write bytes are in every subscriber's queue;
+//! - every subscriber's writer ([`FanoutHarness::write_all`]): move what is queued into flight
+//!   and into the connection's outbox (the shared head copied and its packet identifier
+//!   patched, the payload listed as a shared piece), and mark those bytes written as a
+//!   completed `writev` would. For QoS 1 and 2 the subscriber's acknowledgement is simulated
+//!   by emptying its in-flight window.
+//!
+//! [`FanoutHarness::publish_once`] does all of it for one PUBLISH. The only work left out is
+//! the system calls.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use ferrumq_broker::codec::{
@@ -43,6 +52,9 @@ pub struct FanoutHarness {
     publisher: ByteString,
     /// The messages of a run, kept between runs with its capacity.
     run: Vec<MessageRef>,
+    /// When the bytes now in `read_buffer` were read: like a connection, the harness reads the
+    /// clock once per read, not once per message.
+    received_at: Instant,
 }
 
 impl FanoutHarness {
@@ -111,6 +123,7 @@ impl FanoutHarness {
             decoder: Decoder::with_version(version, MAX_PACKET_SIZE_LIMIT),
             publisher: ByteString::from_static("publisher"),
             run: Vec::with_capacity(MAX_RUN),
+            received_at: Instant::now(),
         }
     }
 
@@ -118,14 +131,36 @@ impl FanoutHarness {
         &self.broker
     }
 
-    /// One PUBLISH, from wire bytes to ready-to-write bytes for every subscriber. Returns the
-    /// number of bytes made ready, summed over subscribers.
+    /// One PUBLISH, from wire bytes to written bytes for every subscriber: [`receive`],
+    /// [`route_received`] and [`write_all`]. Returns the number of bytes made ready, summed
+    /// over subscribers.
+    ///
+    /// [`receive`]: FanoutHarness::receive
+    /// [`route_received`]: FanoutHarness::route_received
+    /// [`write_all`]: FanoutHarness::write_all
     pub fn publish_once(&mut self) -> usize {
-        self.read_buffer.extend_from_slice(&self.wire);
+        self.receive(1);
+        self.route_received();
+        self.write_all()
+    }
+
+    /// `count` copies of the PUBLISH arrive in the publisher's read buffer, as one socket read
+    /// would leave them.
+    pub fn receive(&mut self, count: usize) {
+        for _ in 0..count {
+            self.read_buffer.extend_from_slice(&self.wire);
+        }
+        self.received_at = Instant::now();
+    }
+
+    /// The publisher's side of one PUBLISH already received: decoded in place, routed, and
+    /// queued on every subscriber with its wire head encoded. Returns the subscribers it was
+    /// queued for.
+    pub fn route_received(&mut self) -> usize {
         let message = self.decode_one();
         let routed = self.broker.publish(message);
         debug_assert_eq!(routed.delivered, self.subscribers.len());
-        self.write_all()
+        routed.delivered
     }
 
     /// `count` QoS 0 PUBLISH packets arriving in one read, as a publisher streaming to one topic
@@ -134,9 +169,7 @@ impl FanoutHarness {
     /// made ready, summed over subscribers.
     pub fn publish_run(&mut self, count: usize) -> usize {
         assert!(count <= MAX_RUN, "a run holds at most {MAX_RUN} messages");
-        for _ in 0..count {
-            self.read_buffer.extend_from_slice(&self.wire);
-        }
+        self.receive(count);
         let mut run = std::mem::take(&mut self.run);
         run.extend((0..count).map(|_| self.decode_one()));
         assert!(
@@ -155,16 +188,13 @@ impl FanoutHarness {
             Ok(Some(Packet::Publish(publish))) => publish,
             other => panic!("the harness's own PUBLISH did not decode: {other:?}"),
         };
-        Message::from_publish(
-            publish,
-            Some(self.publisher.clone()),
-            std::time::Instant::now(),
-        )
-        .expect("encodable message")
+        Message::from_publish(publish, Some(self.publisher.clone()), self.received_at)
+            .expect("encodable message")
     }
 
-    /// Every subscriber moves what is queued for it into its outbox, and the outbox is written.
-    fn write_all(&mut self) -> usize {
+    /// Every subscriber's writer moves what is queued for it into its outbox, and the outbox
+    /// is written. Returns the bytes that were ready, summed over subscribers.
+    pub fn write_all(&mut self) -> usize {
         let stats = &self.broker.stats;
         let mut ready = 0;
         for subscriber in &mut self.subscribers {

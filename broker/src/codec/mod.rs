@@ -4,7 +4,8 @@
 //!   in the result are views of the read buffer, partial packets consume nothing, and the
 //!   maximum packet size is enforced from the fixed header before a body is buffered.
 //! - [`encode`] writes any packet into a caller-supplied buffer; [`OutboundPublish`] encodes a
-//!   PUBLISH once and writes per-subscriber heads in front of the shared payload.
+//!   PUBLISH once and writes per-subscriber heads in front of the shared payload;
+//!   [`SharedHeads`] encodes the head most subscribers share once per message.
 //! - Every violation of the specifications is a [`DecodeError`] carrying the [`ReasonCode`] to
 //!   answer with.
 
@@ -15,6 +16,7 @@ mod outbound;
 mod packet;
 pub mod properties;
 mod reason;
+mod shared_head;
 pub mod topic;
 mod wire;
 
@@ -28,6 +30,7 @@ pub use properties::{
     PublishProperties, SubscribeProperties, UserProperties, WillProperties,
 };
 pub use reason::{ReasonCode, ALL_REASON_CODES};
+pub use shared_head::{SharedHead, SharedHeads, SHARED_HEAD_MAX};
 pub use wire::{varint_len, Counter, Sink, VARINT_MAX};
 
 pub use bytestring::ByteString;

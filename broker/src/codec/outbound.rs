@@ -123,7 +123,8 @@ impl PublishWire<'_> {
         counter.0 + self.shared_properties.len()
     }
 
-    fn body_len(&self, v: ProtocolVersion, d: &Delivery) -> usize {
+    /// Length of the body (everything after the fixed header) for `d`.
+    pub(super) fn body_len(&self, v: ProtocolVersion, d: &Delivery) -> usize {
         let topic = if d.omit_topic && v.is_v5() {
             0
         } else {
@@ -173,6 +174,17 @@ impl PublishWire<'_> {
             return Err(EncodeError::PacketTooLarge(body));
         }
         buf.reserve(self.head_len(v, d));
+        self.put_head(v, d, body, buf)
+    }
+
+    /// Writes the head of a packet whose body is `body` bytes long (checked by the caller).
+    pub(super) fn put_head<S: Sink>(
+        &self,
+        v: ProtocolVersion,
+        d: &Delivery,
+        body: usize,
+        buf: &mut S,
+    ) -> Result<(), EncodeError> {
         buf.put_u8((PacketType::Publish as u8) << 4 | publish_flags(d.dup, d.qos, d.retain));
         buf.put_varint(body as u32);
         if d.omit_topic && v.is_v5() {

@@ -1,8 +1,9 @@
 //! The outbound side of one connection: turning a session's queue into bytes on the wire.
 //!
 //! An [`Outbox`] moves queued messages into flight within the client's Receive Maximum, writes
-//! a small head per PUBLISH (fixed header, topic or alias, packet id, per-subscriber
-//! properties) into one write buffer, and lists the pieces to send: head ranges of that buffer
+//! a small head per PUBLISH into one write buffer (for most copies the head the message
+//! encoded once for all its subscribers, with the packet identifier and flags patched; a head
+//! with a Topic Alias or per-subscriber properties is encoded for that copy), and lists the pieces to send: head ranges of that buffer
 //! and the messages' shared payload `Bytes`. [`Outbox::write_to`] sends them all with vectored
 //! writes, then clears the buffer in place. Nothing is allocated once the buffer and lists are
 //! warm; an idle connection gives its buffer back to the pool.
@@ -292,17 +293,31 @@ impl Outbox {
             message_expiry_interval: expiry,
         };
         let wire = message.wire();
-        if wire.encoded_len(version, &delivery) > self.limits.maximum_packet_size as usize {
+        let payload = &message.payload;
+        // Most copies are plain: their head was encoded once for every subscriber.
+        let shared = match delivery.is_plain() {
+            true => message.shared_head(version, item.qos),
+            false => None,
+        };
+        let len = match shared {
+            Some(head) => head.len() + payload.len(),
+            None => wire.encoded_len(version, &delivery),
+        };
+        if len > self.limits.maximum_packet_size as usize {
             stats.dropped(DropReason::TooLarge);
             return Listed::Dropped;
         }
         let out = self.out();
         let start = out.buf.len();
-        if wire.write_head(version, &delivery, &mut out.buf).is_err() {
-            out.buf.truncate(start);
-            return Listed::Dropped;
+        match shared {
+            Some(head) => head.write(&delivery, &mut out.buf),
+            None => {
+                if wire.write_head(version, &delivery, &mut out.buf).is_err() {
+                    out.buf.truncate(start);
+                    return Listed::Dropped;
+                }
+            }
         }
-        let payload = &message.payload;
         let listed = if payload.is_empty() {
             Listed::Whole
         } else if payload.len() <= INLINE_PAYLOAD_MAX

@@ -199,8 +199,10 @@ impl Broker {
             .iter()
             .all(|m| m.topic == first.topic && m.publisher == first.publisher));
         let mut now = LazyNow::new();
-        let mut handles: SmallVec<[Handles<'_>; MAX_RUN]> =
-            run.iter().map(MessageRef::handles).collect();
+        // Filled in place: collected, the vector (1.5 KiB inline) was returned by value and
+        // copied, a tenth of a single-subscriber publish.
+        let mut handles: SmallVec<[Handles<'_>; MAX_RUN]> = SmallVec::new();
+        handles.extend(run.iter().map(MessageRef::handles));
         self.router.read().visit_matches(
             &first.topic,
             first.publisher.as_ref(),

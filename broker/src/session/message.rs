@@ -6,7 +6,8 @@ use bytes::{Bytes, BytesMut};
 
 use crate::codec::{
     encode, encoded_len, shared_properties, ByteString, DecodeError, Decoder, EncodeError, Packet,
-    ProtocolVersion, Publish, PublishProperties, PublishWire, QoS, MAX_PACKET_SIZE_LIMIT,
+    ProtocolVersion, Publish, PublishProperties, PublishWire, QoS, SharedHead, SharedHeads,
+    MAX_PACKET_SIZE_LIMIT,
 };
 use crate::pool::MessageRef;
 
@@ -31,6 +32,9 @@ pub struct Message {
     /// The 5.0 properties every subscriber receives unchanged, encoded once
     /// ([`shared_properties`]); topic and payload are the fields above, not copies.
     pub shared_properties: Bytes,
+    /// The heads of the wire forms most subscribers receive, each encoded once: see
+    /// [`Message::shared_head`].
+    heads: SharedHeads,
 }
 
 impl Default for Message {
@@ -44,6 +48,7 @@ impl Default for Message {
             publisher: None,
             received_at: Instant::now(),
             shared_properties: Bytes::new(),
+            heads: SharedHeads::default(),
         }
     }
 }
@@ -57,42 +62,43 @@ impl Message {
         qos: QoS,
         retain: bool,
         payload: Bytes,
-        mut properties: PublishProperties,
+        properties: PublishProperties,
         publisher: Option<ByteString>,
         received_at: Instant,
     ) -> Result<MessageRef, EncodeError> {
-        properties.topic_alias = None;
-        properties.subscription_identifiers.clear();
-        // Straight into the envelope: a `Publish` built around the parts first cost two more
-        // moves of the whole properties struct per message.
-        MessageRef::new(|message| {
-            message.shared_properties = shared_properties(&topic, &properties)?;
-            message.topic = topic;
-            message.qos = qos;
-            message.retain = retain;
-            message.payload = payload;
-            message.properties = properties;
-            message.publisher = publisher;
-            message.received_at = received_at;
-            Ok(())
-        })
+        let publish = Publish {
+            topic,
+            qos,
+            retain,
+            payload,
+            properties,
+            ..Publish::default()
+        };
+        Message::from_publish(publish, publisher, received_at)
     }
 
-    /// A message decoded from `publish` (topic, QoS, RETAIN, properties and payload).
+    /// A message decoded from `publish` (topic, QoS, RETAIN, properties and payload), moved
+    /// into the envelope field by field (the hot path: each extra move of the 176-byte
+    /// properties was a few percent of a single-subscriber publish). Topic Alias and
+    /// Subscription Identifiers are dropped: they are per connection and per subscriber.
     pub fn from_publish(
         publish: Publish,
         publisher: Option<ByteString>,
         received_at: Instant,
     ) -> Result<MessageRef, EncodeError> {
-        Message::pooled(
-            publish.topic,
-            publish.qos,
-            publish.retain,
-            publish.payload,
-            publish.properties,
-            publisher,
-            received_at,
-        )
+        MessageRef::new(|message| {
+            message.properties = publish.properties;
+            message.properties.topic_alias = None;
+            message.properties.subscription_identifiers.clear();
+            message.shared_properties = shared_properties(&publish.topic, &message.properties)?;
+            message.topic = publish.topic;
+            message.qos = publish.qos;
+            message.retain = publish.retain;
+            message.payload = publish.payload;
+            message.publisher = publisher;
+            message.received_at = received_at;
+            Ok(())
+        })
     }
 
     /// This message as one MQTT 5.0 PUBLISH packet (packet identifier 1 at QoS 1 and 2), the
@@ -137,8 +143,6 @@ impl Message {
         Message::from_v5_packet(&mut packet, self.publisher.clone(), self.received_at)
     }
 
-    /// Drops what the message refers to (payload, topic, properties) so an envelope waiting in
-    /// the pool pins no memory. Allocates nothing.
     /// What the encoder writes each subscriber's copy from.
     pub fn wire(&self) -> PublishWire<'_> {
         PublishWire {
@@ -148,7 +152,21 @@ impl Message {
         }
     }
 
+    /// The head shared by this message's plain deliveries (no Topic Alias, no Subscription
+    /// Identifier) to clients speaking `version` at `qos`, encoded by the first delivery that
+    /// asks. `None` for a message with an expiry interval (every copy carries what is left of
+    /// it) or a head too long to keep inline: those copies are encoded one by one.
+    pub fn shared_head(&self, version: ProtocolVersion, qos: QoS) -> Option<&SharedHead> {
+        if self.properties.message_expiry_interval.is_some() {
+            return None;
+        }
+        self.heads.get(&self.wire(), version, qos)
+    }
+
+    /// Drops what the message refers to (payload, topic, properties) so an envelope waiting in
+    /// the pool pins no memory. Allocates nothing.
     pub fn clear(&mut self) {
+        self.heads.clear();
         self.topic = ByteString::new();
         self.payload = Bytes::new();
         self.properties = PublishProperties::default();

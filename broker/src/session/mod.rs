@@ -221,6 +221,13 @@ impl Session {
                 continue;
             }
             let qos = item.qos;
+            if let (Some(attached), SubscriptionIds::None) =
+                (&state.attached, &item.subscription_ids)
+            {
+                // The bytes this connection will write, encoded now unless an earlier
+                // subscriber's delivery already did (see `Message::shared_head`).
+                item.message.shared_head(attached.version, qos);
+            }
             let result = state.enqueue(item, max_queued, policy, now);
             queued |= matches!(result, Enqueued::Queued | Enqueued::QueuedDroppingOldest);
             outcome(result, qos);
