@@ -424,7 +424,7 @@ impl SubscriptionTree {
         topic: &str,
         publisher: Option<&ClientId>,
         available: &dyn Fn(&ClientId) -> bool,
-        visit: &mut dyn FnMut(MatchRef<'_>),
+        mut visit: impl FnMut(MatchRef<'_>),
     ) {
         let mut nodes: SmallVec<[&Node; 16]> = SmallVec::new();
         self.for_each_matching_node(topic, |node| nodes.push(node));

@@ -207,7 +207,7 @@ impl Broker {
             &first.topic,
             first.publisher.as_ref(),
             &|client| self.is_attached(client),
-            &mut |m| self.deliver_match(run, &mut handles, m, &mut routed, &mut now),
+            |m| self.deliver_match(run, &mut handles, m, &mut routed, &mut now),
         );
         routed
     }

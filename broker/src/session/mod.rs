@@ -249,6 +249,7 @@ impl SessionState {
     /// Queues `item`, bounded by `max_queued`. When full, the oldest queued QoS 0 message makes
     /// room if the policy allows; QoS 1 and 2 messages are never dropped silently: the caller
     /// learns of the rejection and tells the publisher.
+    #[inline]
     pub fn enqueue(
         &mut self,
         item: Outgoing,

@@ -42,6 +42,7 @@ pub enum SubscriptionIds {
 pub struct ManyIds(SmallVec<[u32; 4]>);
 
 impl SubscriptionIds {
+    #[inline]
     pub fn from_slice(ids: &[u32]) -> SubscriptionIds {
         match *ids {
             [] => SubscriptionIds::None,
