@@ -40,7 +40,7 @@ use criterion::{
 use ferrumq_benches::report_allocs;
 use ferrumq_broker::alloc::{self, CountingAllocator};
 use ferrumq_broker::codec::{QoS, SubscriptionOptions};
-use ferrumq_broker::router::{ClientId, Match, Subscription, SubscriptionTree};
+use ferrumq_broker::router::{ClientId, Match, MatchRef, Subscription, SubscriptionTree};
 
 #[global_allocator]
 static A: CountingAllocator = CountingAllocator;
@@ -247,7 +247,9 @@ fn bench_visit(
     };
     for topic in topics {
         let mut seen = 0;
-        tree.visit_matches(topic, Some(&publisher), &available, &mut |_| seen += 1);
+        tree.visit_matches(topic, Some(&publisher), &available, |_: MatchRef<'_>| {
+            seen += 1
+        });
         assert_eq!(seen, expect, "{name}: {topic}");
     }
     let mut k = 0usize;
@@ -255,7 +257,7 @@ fn bench_visit(
         let topic = &topics[k % topics.len()];
         k = k.wrapping_add(1);
         let mut qos = 0u8;
-        tree.visit_matches(black_box(topic), Some(&publisher), &available, &mut |m| {
+        tree.visit_matches(black_box(topic), Some(&publisher), &available, |m| {
             qos = qos.wrapping_add(m.qos.as_u8())
         });
         black_box(qos);
