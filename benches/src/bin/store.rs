@@ -57,7 +57,11 @@ fn message(
 /// A broker holding the state `args` describe, its sessions detached as after their clients
 /// left.
 fn populated(args: &Args) -> Result<std::sync::Arc<Broker>, Box<dyn std::error::Error>> {
-    let broker = Broker::new(BrokerConfig::default())?;
+    let mut config = BrokerConfig::default();
+    // Room for every retained message asked for, whatever the default limits.
+    config.settings.limits.max_retained_messages = u32::try_from(args.retained)?.max(1);
+    config.settings.limits.max_retained_bytes = u64::MAX;
+    let broker = Broker::new(config)?;
     let payload = Bytes::from(vec![0x5a; args.payload]);
     for i in 0..args.sessions {
         let client_id = ByteString::from(format!("device-{i}"));
@@ -106,7 +110,7 @@ fn populated(args: &Args) -> Result<std::sync::Arc<Broker>, Box<dyn std::error::
             &payload,
             QoS::AtMostOnce,
             true,
-        )?);
+        )?)?;
     }
     Ok(broker)
 }

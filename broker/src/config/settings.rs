@@ -14,6 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
+use crate::router::RetainLimits;
 
 /// The largest packet size MQTT can express: the variable byte integer for the
 /// remaining length tops out at 268,435,455 bytes (MQTT 5.0 §1.5.5).
@@ -97,6 +98,17 @@ pub struct LimitsConfig {
     pub max_queued_messages: u32,
     /// What happens when a session's outbound queue is full.
     pub queue_full_policy: QueueFullPolicy,
+    /// Most topics holding a retained message at once. A retained PUBLISH to a new topic
+    /// beyond it is still delivered but not retained, and a 5.0 publisher at QoS 1 or 2 is
+    /// told so (reason code 0x97, Quota exceeded); replacing or deleting a retained message
+    /// is always possible. Retained messages live until replaced, so without this bound any
+    /// client allowed to publish could fill the broker's memory.
+    #[schemars(range(min = 1))]
+    pub max_retained_messages: u32,
+    /// Most bytes of retained messages (topic, payload and properties) kept at once, with
+    /// the same effect as `maxRetainedMessages` when a message would go past it.
+    #[schemars(range(min = 1))]
+    pub max_retained_bytes: u64,
     /// Connections each MQTT listener lets the kernel complete before the broker accepts
     /// them (the `listen(2)` backlog). When it is full, new connection attempts are dropped
     /// and clients retry only after 1 s, then 3 s: a fleet reconnecting at once (after a
@@ -124,6 +136,8 @@ impl Default for LimitsConfig {
             max_inflight_outbound: 1024,
             max_queued_messages: 1000,
             queue_full_policy: QueueFullPolicy::DropOldestQos0,
+            max_retained_messages: 100_000,
+            max_retained_bytes: 64 * 1024 * 1024,
             listen_backlog: DEFAULT_LISTEN_BACKLOG,
         }
     }
@@ -309,6 +323,14 @@ fn at_most(field: &str, value: u32, max: u32, why: &str) -> Result<(), ConfigErr
 }
 
 impl LimitsConfig {
+    /// `maxRetainedMessages` and `maxRetainedBytes` as the retained store applies them.
+    pub fn retain_limits(&self) -> RetainLimits {
+        RetainLimits {
+            max_messages: self.max_retained_messages as usize,
+            max_bytes: usize::try_from(self.max_retained_bytes).unwrap_or(usize::MAX),
+        }
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         at_most(
             "maxPacketSize",
@@ -317,7 +339,7 @@ impl LimitsConfig {
             ", the range MQTT can express",
         )?;
         at_most("listenBacklog", self.listen_backlog, MAX_LISTEN_BACKLOG, "")?;
-        let positive: [(&str, u64); 7] = [
+        let positive: [(&str, u64); 9] = [
             ("maxConnections", self.max_connections.into()),
             ("maxTopicLength", self.max_topic_length.into()),
             ("maxTopicLevels", self.max_topic_levels.into()),
@@ -328,6 +350,8 @@ impl LimitsConfig {
             ("receiveMaximum", self.receive_maximum.into()),
             ("maxInflightOutbound", self.max_inflight_outbound.into()),
             ("maxQueuedMessages", self.max_queued_messages.into()),
+            ("maxRetainedMessages", self.max_retained_messages.into()),
+            ("maxRetainedBytes", self.max_retained_bytes),
         ];
         for (field, value) in positive {
             if value == 0 {

@@ -431,7 +431,7 @@ where
 /// The PUBACK/PUBREC reason for a routed message: Quota Exceeded if a subscriber could not
 /// take it, No Matching Subscribers if nobody could, else Success.
 fn ack_reason(routed: Routed) -> ReasonCode {
-    if routed.rejected > 0 {
+    if routed.rejected > 0 || routed.retain_refused {
         ReasonCode::QuotaExceeded
     } else if routed.delivered == 0 {
         ReasonCode::NoMatchingSubscribers

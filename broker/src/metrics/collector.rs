@@ -16,6 +16,7 @@ pub struct StateCollector {
     subscriptions: IntGauge,
     shared_groups: IntGauge,
     retained: IntGauge,
+    retained_bytes: IntGauge,
     inflight: IntGauge,
     queued: IntGauge,
     queued_max: IntGauge,
@@ -60,6 +61,10 @@ impl StateCollector {
                 "Shared subscription groups.",
             ),
             retained: gauge("ferrumq_retained_messages", "Retained messages stored."),
+            retained_bytes: gauge(
+                "ferrumq_retained_bytes",
+                "Bytes of retained messages stored (topic, payload and properties), counted against limits.maxRetainedBytes.",
+            ),
             inflight: gauge(
                 "ferrumq_inflight_messages",
                 "QoS 1/2 messages sent to clients and not yet acknowledged.",
@@ -114,12 +119,13 @@ impl StateCollector {
         collector
     }
 
-    fn parts(&self) -> [&dyn Collector; 15] {
+    fn parts(&self) -> [&dyn Collector; 16] {
         [
             &self.sessions,
             &self.subscriptions,
             &self.shared_groups,
             &self.retained,
+            &self.retained_bytes,
             &self.inflight,
             &self.queued,
             &self.queued_max,
@@ -165,7 +171,11 @@ impl StateCollector {
             self.subscriptions.set(router.len() as i64);
             self.shared_groups.set(router.shared_group_count() as i64);
         }
-        self.retained.set(broker.retained.read().len() as i64);
+        {
+            let retained = broker.retained.read();
+            self.retained.set(retained.len() as i64);
+            self.retained_bytes.set(retained.bytes() as i64);
+        }
         self.uptime.set(broker.started.elapsed().as_secs() as i64);
         let heap = crate::alloc::snapshot();
         for (metric, value) in [

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::codec::{ProtocolVersion, QoS, ReasonCode};
+use crate::router::RetainRefused;
 
 /// Whether the message path updates its metrics: always, except in a build with the
 /// `no-path-metrics` feature, which exists only to measure what the updates cost (the fan-out
@@ -77,6 +78,7 @@ pub struct Stats {
     handshake_failures: IntCounterVec,
     auth_reloads: IntCounterVec,
     tls_reloads: IntCounterVec,
+    retained_refused: IntCounterVec,
     /// From a PUBLISH fully read to its bytes handed to each subscriber's socket.
     pub delivery_latency: Arc<LatencyHistogram>,
     /// From a PUBLISH fully read to its PUBACK or PUBREC queued for the publisher.
@@ -187,6 +189,11 @@ impl Stats {
                 "Reloads of a TLS listener's changed certificate, key or client CA files, by listener and result (ok; error: they do not make a usable configuration and the previous ones stay in force).",
                 &["listener", "result"],
             )?,
+            retained_refused: counter_vec(
+                "ferrumq_retained_refused_total",
+                "Retained messages not stored because the store was full (delivered all the same), by the limit reached: messages (limits.maxRetainedMessages) or bytes (limits.maxRetainedBytes).",
+                &["reason"],
+            )?,
             delivery_latency: histogram(
                 "ferrumq_delivery_latency_seconds",
                 "Time from a PUBLISH fully read to its bytes handed to a subscriber's socket.",
@@ -209,6 +216,10 @@ impl Stats {
         // Likewise for reloads, whose first error an alert must see as an increase from 0.
         for result in ["ok", "error"] {
             stats.auth_reloads.with_label_values(&[result]);
+        }
+        // And for the first retained message a full store refuses.
+        for reason in ["messages", "bytes"] {
+            stats.retained_refused.with_label_values(&[reason]);
         }
         Ok(stats)
     }
@@ -340,6 +351,18 @@ impl Stats {
         self.tls_reloads
             .with_label_values(&[listener, result])
             .inc();
+    }
+
+    /// A retained message the store refused ([`crate::server::Broker::retain`]).
+    pub fn retain_refused(&self, refused: RetainRefused) {
+        self.retained_refused
+            .with_label_values(&[refused.label()])
+            .inc();
+    }
+
+    /// Retained messages refused so far, for `reason` (`messages` or `bytes`).
+    pub fn retain_refused_count(&self, reason: &str) -> u64 {
+        self.retained_refused.with_label_values(&[reason]).get()
     }
 
     /// The text exposition of every metric, for `/metrics`.

@@ -18,5 +18,5 @@ mod retained;
 mod subscribers;
 mod tree;
 
-pub use retained::RetainedStore;
+pub use retained::{RetainLimits, RetainRefused, RetainedStore, Weigh};
 pub use tree::{ClientId, Match, MatchRef, Subscription, SubscriptionTree};

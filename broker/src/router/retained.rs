@@ -37,30 +37,102 @@ enum Step {
     All(NodeId),
 }
 
+/// What a retained message counts for against [`RetainLimits::max_bytes`].
+pub trait Weigh {
+    fn weight(&self) -> usize;
+}
+
+impl Weigh for String {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
+/// How much the store may hold (`limits.maxRetainedMessages` and `limits.maxRetainedBytes`):
+/// retained messages live until replaced or deleted, so without a bound any client allowed to
+/// publish could fill the broker's memory one topic at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetainLimits {
+    pub max_messages: usize,
+    pub max_bytes: usize,
+}
+
+/// Why a message was not retained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RetainRefused {
+    #[error("{0} topics already hold a retained message (limits.maxRetainedMessages)")]
+    TooManyMessages(usize),
+    #[error("retained messages would take more than {0} bytes (limits.maxRetainedBytes)")]
+    TooManyBytes(usize),
+}
+
+impl RetainRefused {
+    /// The `reason` label of `ferrumq_retained_refused_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RetainRefused::TooManyMessages(_) => "messages",
+            RetainRefused::TooManyBytes(_) => "bytes",
+        }
+    }
+}
+
 /// The retained message of each topic that has one. `T` is whatever the broker keeps per
 /// message (typically a cheaply cloned handle to the encoded PUBLISH).
 #[derive(Debug)]
 pub struct RetainedStore<T> {
     nodes: Arena<Node<T>>,
     len: usize,
+    /// Sum of the stored messages' weights.
+    bytes: usize,
 }
 
-impl<T: Clone> Default for RetainedStore<T> {
+impl<T: Clone + Weigh> Default for RetainedStore<T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<T: Clone> RetainedStore<T> {
+impl<T: Clone + Weigh> RetainedStore<T> {
     pub fn new() -> Self {
         RetainedStore {
             nodes: Arena::with_root(),
             len: 0,
+            bytes: 0,
         }
     }
 
+    /// The retained message of `topic`.
+    pub fn get(&self, topic: &str) -> Option<&T> {
+        let mut id = ROOT;
+        for level in topic.split('/') {
+            id = self.nodes[id].children.get(level)?;
+        }
+        self.nodes[id].value.as_ref()
+    }
+
+    /// Stores `value` as the retained message of `topic` as [`insert`](Self::insert) does,
+    /// unless that would take the store past `limits`: a new topic needs room under
+    /// `max_messages`, and the weight after replacing the topic's old message must stay under
+    /// `max_bytes`. A refused message leaves the store as it was.
+    pub fn insert_within(
+        &mut self,
+        topic: &str,
+        value: T,
+        limits: RetainLimits,
+    ) -> Result<Option<T>, RetainRefused> {
+        let old = self.get(topic).map(Weigh::weight);
+        if old.is_none() && self.len >= limits.max_messages {
+            return Err(RetainRefused::TooManyMessages(limits.max_messages));
+        }
+        if self.bytes - old.unwrap_or(0) + value.weight() > limits.max_bytes {
+            return Err(RetainRefused::TooManyBytes(limits.max_bytes));
+        }
+        Ok(self.insert(topic, value))
+    }
+
     /// Stores `value` as the retained message of `topic`, returning the one it replaces
-    /// [MQTT-3.3.1-5].
+    /// [MQTT-3.3.1-5]. No limit applies (restoring a saved state, say); see
+    /// [`insert_within`](Self::insert_within).
     pub fn insert(&mut self, topic: &str, value: T) -> Option<T> {
         let mut id = ROOT;
         for level in topic.split('/') {
@@ -73,9 +145,11 @@ impl<T: Clone> RetainedStore<T> {
                 }
             };
         }
+        self.bytes += value.weight();
         let old = self.nodes[id].value.replace(value);
-        if old.is_none() {
-            self.len += 1;
+        match &old {
+            Some(old) => self.bytes -= old.weight(),
+            None => self.len += 1,
         }
         old
     }
@@ -92,6 +166,7 @@ impl<T: Clone> RetainedStore<T> {
         }
         let old = self.nodes[id].value.take()?;
         self.len -= 1;
+        self.bytes -= old.weight();
         for &(parent, level) in path.iter().rev() {
             if !self.nodes[id].is_empty() {
                 break;
@@ -161,6 +236,12 @@ impl<T: Clone> RetainedStore<T> {
         self.len == 0
     }
 
+    /// Sum of the retained messages' weights (topic, payload and properties bytes for the
+    /// broker's messages).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Keeps only the messages for which `keep` returns true (used to purge expired ones), and
     /// removes the nodes this leaves empty.
     pub fn retain_where(&mut self, mut keep: impl FnMut(&T) -> bool) {
@@ -176,8 +257,10 @@ impl<T: Clone> RetainedStore<T> {
         for &id in order.iter().rev() {
             let node = &mut nodes[id];
             if node.value.as_ref().is_some_and(|v| !keep(v)) {
-                node.value = None;
-                self.len -= 1;
+                if let Some(dropped) = node.value.take() {
+                    self.len -= 1;
+                    self.bytes -= dropped.weight();
+                }
             }
             let mut children = std::mem::take(&mut nodes[id].children);
             children.retain(|child| {

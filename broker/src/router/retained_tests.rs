@@ -8,6 +8,19 @@ use proptest::sample::select;
 use super::*;
 use crate::codec::topic::filter_matches;
 
+/// Test values weigh one byte each, whatever they hold.
+impl Weigh for i32 {
+    fn weight(&self) -> usize {
+        1
+    }
+}
+
+impl Weigh for (String, usize) {
+    fn weight(&self) -> usize {
+        self.0.len()
+    }
+}
+
 fn store(topics: &[&str]) -> RetainedStore<String> {
     let mut s = RetainedStore::new();
     for t in topics {
@@ -188,6 +201,8 @@ proptest! {
             model.retain(|_, (_, i)| *i % 2 == 0);
         }
         prop_assert_eq!(s.len(), model.len());
+        let weight: usize = model.keys().map(String::len).sum();
+        prop_assert_eq!(s.bytes(), weight, "bytes follow every insert, replace, remove, purge");
         for f in &filters {
             let mut got = Vec::new();
             s.matches(f, &mut got);
@@ -199,6 +214,7 @@ proptest! {
             prop_assert!(s.remove(t).is_some());
         }
         prop_assert_eq!(s.node_count(), 1);
+        prop_assert_eq!(s.bytes(), 0);
     }
 }
 
@@ -214,4 +230,34 @@ fn for_each_visits_every_retained_message_once_including_dollar_topics() {
         .collect();
     want.sort();
     assert_eq!(seen, want);
+}
+
+#[test]
+fn insert_within_refuses_new_topics_past_the_count_and_weights_past_the_bytes() {
+    let limits = RetainLimits {
+        max_messages: 2,
+        max_bytes: 12,
+    };
+    let mut s: RetainedStore<String> = RetainedStore::new();
+    assert_eq!(s.insert_within("a", "12345".into(), limits), Ok(None));
+    assert_eq!(s.insert_within("b", "123".into(), limits), Ok(None));
+    assert_eq!(
+        s.insert_within("c", "1".into(), limits),
+        Err(RetainRefused::TooManyMessages(2))
+    );
+    assert_eq!(s.get("c"), None, "a refused message is not stored");
+    // Replacing is not a new topic, and its old weight is given back first: 3 + 9 = 12.
+    assert_eq!(
+        s.insert_within("a", "123456789".into(), limits),
+        Ok(Some("12345".into()))
+    );
+    assert_eq!(
+        s.insert_within("b", "1234".into(), limits),
+        Err(RetainRefused::TooManyBytes(12))
+    );
+    assert_eq!((s.len(), s.bytes()), (2, 12));
+    s.remove("a");
+    assert_eq!((s.len(), s.bytes()), (1, 3));
+    s.retain_where(|v| v.len() > 5);
+    assert_eq!((s.len(), s.bytes()), (0, 0));
 }

@@ -23,7 +23,7 @@ use crate::auth::{AuthFileError, Authenticator, ConfiguredAuth};
 use crate::codec::{ByteString, QoS};
 use crate::config::{BrokerConfig, BrokerSettings};
 use crate::pool::{Handles, MessageRef};
-use crate::router::{MatchRef, RetainedStore, SubscriptionTree};
+use crate::router::{MatchRef, RetainRefused, RetainedStore, SubscriptionTree};
 use crate::session::{Enqueued, Events, LazyNow, Outgoing, Session, SessionMap, SubscriptionIds};
 use deadlines::DeadlineWheel;
 
@@ -69,6 +69,9 @@ pub struct Routed {
     pub delivered: usize,
     /// QoS 1/2 deliveries refused because a subscriber's queue was full.
     pub rejected: usize,
+    /// The message asked to be retained and the retained store was full
+    /// (`limits.maxRetainedMessages` or `maxRetainedBytes`): delivered, not retained.
+    pub retain_refused: bool,
 }
 
 impl Broker {
@@ -272,26 +275,40 @@ impl Broker {
     }
 
     /// Stores or deletes the retained message for a topic (section 3.3.1.3): a zero-length
-    /// payload deletes it.
-    pub fn retain(&self, message: &MessageRef) {
+    /// payload deletes it. A message that would take the store past `limits.maxRetained*` is
+    /// not stored (and counted in `ferrumq_retained_refused_total`); deleting always works.
+    pub fn retain(&self, message: &MessageRef) -> Result<(), RetainRefused> {
         if message.payload.is_empty() {
             self.retained.write().remove(&message.topic);
-            return;
+            return Ok(());
         }
         // Kept for long, so copied out of the read buffer it arrived in (before the lock).
         let kept = message.detached().unwrap_or_else(|error| {
             tracing::warn!(%error, "retained message kept as received");
             message.clone()
         });
-        self.retained.write().insert(&message.topic, kept);
+        let limits = self.settings().limits.retain_limits();
+        let stored = self
+            .retained
+            .write()
+            .insert_within(&message.topic, kept, limits);
+        if let Err(refused) = stored {
+            tracing::debug!(topic = %message.topic, %refused, "message not retained");
+            self.stats.retain_refused(refused);
+        }
+        stored.map(drop)
     }
 
-    /// Publishes a message from any source (client, Will, $SYS): retains it if asked, routes it.
+    /// Publishes a message from any source (client, Will, $SYS): retains it if asked (see
+    /// [`Broker::retain`]; a message the full store refuses is still routed), routes it.
     pub fn publish(&self, message: MessageRef) -> Routed {
-        if message.retain && self.settings().features.retain_available {
-            self.retain(&message);
+        let retain_refused = message.retain
+            && self.settings().features.retain_available
+            && self.retain(&message).is_err();
+        Routed {
+            retain_refused,
+            ..self.publish_run(std::slice::from_ref(&message))
         }
-        self.publish_run(std::slice::from_ref(&message))
     }
 
     /// Counts and routes a run of messages with one topic and publisher ([`Broker::route_run`]);

@@ -195,6 +195,14 @@ impl Message {
     }
 }
 
+/// A retained message counts its topic, payload and shared properties against
+/// `limits.maxRetainedBytes`.
+impl crate::router::Weigh for MessageRef {
+    fn weight(&self) -> usize {
+        self.topic.len() + self.payload.len() + self.shared_properties.len()
+    }
+}
+
 /// Why a message could not be copied out of the buffer it arrived in. It was decoded and
 /// re-encoded by the same codec, so this means a codec bug (or, read from the state file, a
 /// damaged record).

@@ -205,8 +205,10 @@ async fn a_session_comes_back_with_its_subscriptions_queue_in_flight_window_and_
 #[tokio::test]
 async fn retained_messages_come_back_except_broker_topics_and_expired_ones() {
     let from = broker();
-    from.retain(&message("cfg/a", b"keep", QoS::AtLeastOnce, Some(3600)));
-    from.retain(&message("$SYS/broker/uptime", b"5", QoS::AtMostOnce, None));
+    from.retain(&message("cfg/a", b"keep", QoS::AtLeastOnce, Some(3600)))
+        .unwrap();
+    from.retain(&message("$SYS/broker/uptime", b"5", QoS::AtMostOnce, None))
+        .unwrap();
     // Received two seconds ago with one second to live: expired by the time it is loaded.
     let old = Message::pooled(
         "cfg/old".into(),
@@ -280,12 +282,15 @@ async fn sessions_that_end_with_their_connection_or_expired_while_down_are_not_r
 #[tokio::test]
 async fn a_save_replaces_the_previous_snapshot_whole() {
     let from = broker();
-    from.retain(&message("x/1", b"one", QoS::AtMostOnce, None));
+    from.retain(&message("x/1", b"one", QoS::AtMostOnce, None))
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store.save(&from).unwrap();
-    from.retain(&message("x/1", b"", QoS::AtMostOnce, None));
-    from.retain(&message("x/2", b"two", QoS::AtMostOnce, None));
+    from.retain(&message("x/1", b"", QoS::AtMostOnce, None))
+        .unwrap();
+    from.retain(&message("x/2", b"two", QoS::AtMostOnce, None))
+        .unwrap();
     store.save(&from).unwrap();
     drop(store);
     let to = broker();

@@ -405,3 +405,63 @@ async fn mqtt_3_3_2_payload_format_invalid_is_refused_or_forwarded_intact() {
     }
     broker.shutdown().await;
 }
+
+fn retained_publish(topic: &str, payload: &'static [u8], id: u16) -> Publish {
+    Publish {
+        retain: true,
+        ..publish(topic, payload, QoS::AtLeastOnce, id)
+    }
+}
+
+/// `limits.maxRetainedMessages`: a retained PUBLISH to a new topic beyond it still reaches
+/// the current subscribers but is not stored, and the 5.0 publisher is told with 0x97 (Quota
+/// exceeded); replacing a stored message and deleting one still work.
+#[tokio::test]
+async fn retained_messages_beyond_the_limit_are_delivered_not_stored_and_refused_with_0x97() {
+    let broker = start_with(config(|c| c.settings.limits.max_retained_messages = 1)).await;
+    let mut live = client(&broker, "live").await;
+    live.subscribe(1, "r/+", QoS::AtLeastOnce).await;
+    let mut p = client(&broker, "p").await;
+    let sent = pub1_with(&mut p, retained_publish("r/a", b"one", 1)).await;
+    assert_eq!(sent, ReasonCode::Success);
+    let refused = pub1_with(&mut p, retained_publish("r/b", b"two", 2)).await;
+    assert_eq!(refused, ReasonCode::QuotaExceeded);
+    assert_eq!(recv_payloads(&mut live, 2).await, ["one", "two"]);
+    let replaced = pub1_with(&mut p, retained_publish("r/a", b"uno", 3)).await;
+    assert_eq!(replaced, ReasonCode::Success);
+    assert_eq!(recv_payloads(&mut live, 1).await, ["uno"]);
+
+    let mut late = client(&broker, "late").await;
+    late.subscribe(1, "r/+", QoS::AtLeastOnce).await;
+    let got = recv_acked(&mut late).await;
+    assert_eq!((&*got.topic, &got.payload[..]), ("r/a", &b"uno"[..]));
+    late.expect_nothing().await;
+
+    // Deleting r/a makes room for r/b.
+    pub1_with(&mut p, retained_publish("r/a", b"", 4)).await;
+    let stored = pub1_with(&mut p, retained_publish("r/b", b"two", 5)).await;
+    assert_eq!(stored, ReasonCode::Success);
+    let stats = &broker.broker.stats;
+    assert_eq!(stats.retain_refused_count("messages"), 1);
+    assert_eq!(stats.retain_refused_count("bytes"), 0);
+    broker.shutdown().await;
+}
+
+/// `limits.maxRetainedBytes` counts topic and payload bytes; a message that would go past it
+/// is refused the same way, and one that fits in place of the topic's old message is not.
+#[tokio::test]
+async fn retained_bytes_beyond_the_limit_are_refused_with_0x97() {
+    let broker = start_with(config(|c| c.settings.limits.max_retained_bytes = 10)).await;
+    let mut p = client(&broker, "p").await;
+    // "r/a" + "one": 6 bytes.
+    let first = pub1_with(&mut p, retained_publish("r/a", b"one", 1)).await;
+    assert_eq!(first, ReasonCode::NoMatchingSubscribers);
+    let too_many = pub1_with(&mut p, retained_publish("r/b", b"two", 2)).await;
+    assert_eq!(too_many, ReasonCode::QuotaExceeded);
+    // 3 + 7 = 10 bytes in place of the old 6: fits.
+    let replaced = pub1_with(&mut p, retained_publish("r/a", b"seven!!", 3)).await;
+    assert_eq!(replaced, ReasonCode::NoMatchingSubscribers);
+    assert_eq!(broker.broker.stats.retain_refused_count("bytes"), 1);
+    assert_eq!(broker.broker.retained.read().bytes(), 10);
+    broker.shutdown().await;
+}
