@@ -23,7 +23,7 @@ use crate::auth::{AuthFileError, Authenticator, ConfiguredAuth};
 use crate::codec::{ByteString, QoS};
 use crate::config::{BrokerConfig, BrokerSettings};
 use crate::pool::{Handles, MessageRef};
-use crate::router::{MatchRef, RetainRefused, RetainedStore, SubscriptionTree};
+use crate::router::{MatchRef, RetainRefused, RetainedStore, SharedTree};
 use crate::session::{Enqueued, Events, LazyNow, Outgoing, Session, SessionMap, SubscriptionIds};
 use deadlines::DeadlineWheel;
 
@@ -37,7 +37,7 @@ pub struct Broker {
     pub acl_enabled: bool,
     /// Every session, by client identifier.
     pub sessions: SessionMap,
-    pub router: RwLock<SubscriptionTree>,
+    pub router: SharedTree,
     pub retained: RwLock<RetainedStore<MessageRef>>,
     pub stats: Stats,
     pub started: Instant,
@@ -91,7 +91,7 @@ impl Broker {
             acl_enabled: authenticator.enforces_topic_rules(),
             authenticator,
             sessions: SessionMap::default(),
-            router: RwLock::new(SubscriptionTree::new()),
+            router: SharedTree::default(),
             retained: RwLock::new(RetainedStore::new()),
             stats: Stats::new().expect("metric names are unique"),
             started: Instant::now(),
