@@ -5,7 +5,7 @@
 //! take the topic as published, no Topic Alias, no Subscription Identifier and no remaining
 //! Message Expiry: a *plain* delivery ([`Delivery::is_plain`]). Their head is one of four
 //! forms (3.1/3.1.1 or 5.0, with or without a packet identifier), encoded once per message
-//! ([`SharedHeads`]); each subscriber's copy is that head with its first byte and packet
+//! for the first two forms its deliveries need ([`SharedHeads`]); each subscriber's copy is that head with its first byte and packet
 //! identifier patched ([`SharedHead::write`]), in front of the shared payload. Deliveries that
 //! are not plain, and heads longer than [`SHARED_HEAD_MAX`], are encoded per subscriber
 //! ([`PublishWire::write_head`]).
@@ -23,6 +23,14 @@ use super::wire::{Sink, VARINT_MAX};
 /// (a head is 1 + remaining length + 2 + topic + 2 bytes in 3.1.1, plus the properties in 5.0).
 pub const SHARED_HEAD_MAX: usize = 62;
 
+/// Which of the four wire forms a head is: the protocol (3.1/3.1.1 or 5.0) and whether it has
+/// a packet identifier (QoS 1 and 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Form {
+    v5: bool,
+    acked: bool,
+}
+
 /// One encoded head. `len == 0` marks a form that cannot be shared (too long or unencodable).
 #[derive(Clone, Copy)]
 pub struct SharedHead {
@@ -30,6 +38,7 @@ pub struct SharedHead {
     len: u8,
     /// Offset of the packet identifier, 0 in the forms without one.
     packet_id_at: u8,
+    form: Form,
 }
 
 impl std::fmt::Debug for SharedHead {
@@ -70,15 +79,18 @@ impl Sink for Inline {
 }
 
 impl SharedHead {
-    const UNSHARED: SharedHead = SharedHead {
-        bytes: [0; SHARED_HEAD_MAX],
-        len: 0,
-        packet_id_at: 0,
-    };
-
     /// The head of `wire`'s plain deliveries in protocol `v`, with a packet identifier when
     /// `acked` (QoS 1 and 2); unshared when it does not fit or cannot be encoded.
     fn encode(wire: &PublishWire, v: ProtocolVersion, acked: bool) -> SharedHead {
+        let unshared = SharedHead {
+            bytes: [0; SHARED_HEAD_MAX],
+            len: 0,
+            packet_id_at: 0,
+            form: Form {
+                v5: v.is_v5(),
+                acked,
+            },
+        };
         let delivery = Delivery {
             qos: if acked {
                 QoS::AtLeastOnce
@@ -90,14 +102,14 @@ impl SharedHead {
         };
         let body = wire.body_len(v, &delivery);
         if body > VARINT_MAX as usize {
-            return SharedHead::UNSHARED;
+            return unshared;
         }
         let mut inline = Inline {
-            head: SharedHead::UNSHARED,
+            head: unshared,
             overflow: false,
         };
         if wire.put_head(v, &delivery, body, &mut inline).is_err() || inline.overflow {
-            return SharedHead::UNSHARED;
+            return unshared;
         }
         let mut head = inline.head;
         if acked {
@@ -153,19 +165,29 @@ impl Delivery<'_> {
     }
 }
 
-/// The four shared heads of one message, each encoded by the first delivery that needs it.
-/// Safe to fill from any thread: every form is encoded at most once.
+/// The shared heads of one message: room for two forms, each encoded by the first delivery
+/// that needs it and kept by the first two forms asked for. A message's subscribers rarely
+/// span more than two forms (one protocol, or one QoS class), and two slots instead of four
+/// keep 136 bytes out of every message envelope; a third form is encoded per subscriber.
+/// Safe to fill from any thread: a slot is written once.
 #[derive(Debug, Default)]
-pub struct SharedHeads([OnceLock<SharedHead>; 4]);
+pub struct SharedHeads([OnceLock<SharedHead>; 2]);
 
 impl SharedHeads {
     /// The head of the plain deliveries of `wire` to a client speaking `v` at `qos`, encoded
-    /// now if no delivery needed it before; `None` when that form cannot be shared.
+    /// now if no delivery needed it before; `None` when that form cannot be shared, or both
+    /// slots hold other forms.
     pub fn get(&self, wire: &PublishWire, v: ProtocolVersion, qos: QoS) -> Option<&SharedHead> {
         let acked = qos != QoS::AtMostOnce;
-        let slot = usize::from(v.is_v5()) * 2 + usize::from(acked);
-        let head = self.0[slot].get_or_init(|| SharedHead::encode(wire, v, acked));
-        head.is_shared().then_some(head)
+        let form = Form {
+            v5: v.is_v5(),
+            acked,
+        };
+        self.0
+            .iter()
+            .map(|slot| slot.get_or_init(|| SharedHead::encode(wire, v, acked)))
+            .find(|head| head.form == form)
+            .filter(|head| head.is_shared())
     }
 
     /// Forgets every head, for a message envelope going back to its pool.
@@ -210,9 +232,9 @@ mod tests {
                 payload: &payload,
                 shared_properties: &shared,
             };
-            let heads = SharedHeads::default();
             for v in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
                 for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+                    let heads = SharedHeads::default();
                     for (dup, retain, packet_id) in [(false, false, 7), (true, true, 0xABCD)] {
                         let d = Delivery {
                             qos,
@@ -230,6 +252,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Two forms are kept; a third is left to per-subscriber encoding, and the first two
+    /// are still found.
+    #[test]
+    fn two_forms_are_kept_and_a_third_is_encoded_per_subscriber() {
+        let (topic, payload, shared) = wire_parts("a/b", &PublishProperties::default());
+        let wire = PublishWire {
+            topic: &topic,
+            payload: &payload,
+            shared_properties: &shared,
+        };
+        let heads = SharedHeads::default();
+        let v3 = ProtocolVersion::V3_1_1;
+        let v5 = ProtocolVersion::V5;
+        assert!(heads.get(&wire, v3, QoS::AtMostOnce).is_some());
+        assert!(heads.get(&wire, v5, QoS::AtLeastOnce).is_some());
+        assert!(heads.get(&wire, v5, QoS::AtMostOnce).is_none());
+        let qos2 = heads.get(&wire, v5, QoS::ExactlyOnce);
+        assert!(qos2.is_some(), "QoS 2 shares the QoS 1 form");
+        let again = heads
+            .get(&wire, v3, QoS::AtMostOnce)
+            .map(SharedHead::as_bytes);
+        // Remaining length 12: topic length (2), "a/b" (3), "payload" (7).
+        assert_eq!(again, Some(&[0x30, 12, 0, 3, b'a', b'/', b'b'][..]));
     }
 
     #[test]
