@@ -5,9 +5,10 @@
 //! take the topic as published, no Topic Alias, no Subscription Identifier and no remaining
 //! Message Expiry: a *plain* delivery ([`Delivery::is_plain`]). Their head is one of four
 //! forms (3.1/3.1.1 or 5.0, with or without a packet identifier), encoded once per message
-//! for the first two forms its deliveries need ([`SharedHeads`]); each subscriber's copy is that head with its first byte and packet
-//! identifier patched ([`SharedHead::write`]), in front of the shared payload. Deliveries that
-//! are not plain, and heads longer than [`SHARED_HEAD_MAX`], are encoded per subscriber
+//! for the first two forms its deliveries need ([`SharedHeads`]); each subscriber's copy is
+//! that head with its first byte and packet identifier patched ([`SharedHead::write`]), in
+//! front of the shared payload. Deliveries that are not plain, a message's third form, and
+//! heads longer than [`SHARED_HEAD_MAX`] are encoded per subscriber
 //! ([`PublishWire::write_head`]).
 
 use std::sync::OnceLock;
