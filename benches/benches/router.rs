@@ -40,7 +40,9 @@ use criterion::{
 use ferrumq_benches::report_allocs;
 use ferrumq_broker::alloc::{self, CountingAllocator};
 use ferrumq_broker::codec::{QoS, SubscriptionOptions};
-use ferrumq_broker::router::{ClientId, Match, MatchRef, Subscription, SubscriptionTree};
+use ferrumq_broker::router::{
+    ClientId, Match, MatchRef, SharedTree, Subscription, SubscriptionTree,
+};
 
 #[global_allocator]
 static A: CountingAllocator = CountingAllocator;
@@ -369,14 +371,15 @@ fn fanout_benches(c: &mut C) {
 }
 
 /// Subscribe and unsubscribe of a new leaf filter (`site/{s}/device/{d}/cmd`, a device's
-/// command topic, by a new client) in a 10K mixed tree. Each timed operation is undone
-/// untimed, so the tree stays at 10K.
+/// command topic, by a new client) in a 10K mixed tree, each with the tree's write lock taken
+/// and released as the broker does (`SharedTree::write`, every per-thread read shard). Each
+/// timed operation is undone untimed, so the tree stays at 10K.
 fn churn_benches(c: &mut C) {
     if !selected("churn/subscribe/10K") && !selected("churn/unsubscribe/10K") {
         return;
     }
     const BATCH: usize = 1000;
-    let mut tree = build(Set::Mixed, 10_000);
+    let tree = SharedTree::new(build(Set::Mixed, 10_000));
     let filters: Vec<String> = (0..BATCH)
         .map(|i| device_topic(i * 10).replace("/temp", "/cmd"))
         .collect();
@@ -395,11 +398,11 @@ fn churn_benches(c: &mut C) {
                 let n = (iters - done).min(BATCH as u64) as usize;
                 let start = clock.now();
                 for k in 0..n {
-                    black_box(tree.subscribe(&filters[k], &clients[k], s.clone()));
+                    black_box(tree.write().subscribe(&filters[k], &clients[k], s.clone()));
                 }
                 timed += clock.now().saturating_sub(start);
                 for k in 0..n {
-                    tree.unsubscribe(&filters[k], &clients[k]);
+                    tree.write().unsubscribe(&filters[k], &clients[k]);
                 }
                 done += n as u64;
             }
@@ -413,11 +416,11 @@ fn churn_benches(c: &mut C) {
             while done < iters {
                 let n = (iters - done).min(BATCH as u64) as usize;
                 for k in 0..n {
-                    tree.subscribe(&filters[k], &clients[k], s.clone());
+                    tree.write().subscribe(&filters[k], &clients[k], s.clone());
                 }
                 let start = clock.now();
                 for k in 0..n {
-                    black_box(tree.unsubscribe(&filters[k], &clients[k]));
+                    black_box(tree.write().unsubscribe(&filters[k], &clients[k]));
                 }
                 timed += clock.now().saturating_sub(start);
                 done += n as u64;
@@ -426,17 +429,17 @@ fn churn_benches(c: &mut C) {
         })
     });
     g.finish();
-    assert_eq!(tree.len(), 10_000);
+    assert_eq!(tree.read().len(), 10_000);
 
     // Allocations of each half, counted separately.
     let (mut subscribe, mut unsubscribe) = ((0, 0), (0, 0));
     for k in 0..BATCH {
-        let (_, st) = alloc::count(|| tree.subscribe(&filters[k], &clients[k], s.clone()));
+        let (_, st) = alloc::count(|| tree.write().subscribe(&filters[k], &clients[k], s.clone()));
         subscribe = (
             subscribe.0 + st.allocating_calls(),
             subscribe.1 + st.bytes_allocated,
         );
-        let (_, st) = alloc::count(|| tree.unsubscribe(&filters[k], &clients[k]));
+        let (_, st) = alloc::count(|| tree.write().unsubscribe(&filters[k], &clients[k]));
         unsubscribe = (
             unsubscribe.0 + st.allocating_calls(),
             unsubscribe.1 + st.bytes_allocated,
