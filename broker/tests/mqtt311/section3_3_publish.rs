@@ -77,6 +77,33 @@ async fn mqtt_3_3_1_5_retained_stored() {
     broker.shutdown().await;
 }
 
+/// `limits.maxRetainedMessages` with a 3.1.1 publisher, which no reason code can tell: a
+/// retained message the full store refuses is still acknowledged and delivered to the
+/// subscribers of the moment, and only the topic already stored is sent to a later one.
+#[tokio::test]
+async fn retained_message_beyond_the_limit_is_acknowledged_and_delivered_but_not_stored() {
+    let mut config = test_config();
+    config.settings.limits.max_retained_messages = 1;
+    let broker = start_with(config).await;
+    let mut live = connect(&broker, "live").await;
+    sub(&mut live, 1, "cap/+", QoS::AtLeastOnce).await;
+    let mut p = connect(&broker, "p").await;
+    publish_acked(&mut p, "cap/a", b"kept", QoS::AtLeastOnce, 1, true).await;
+    publish_acked(&mut p, "cap/b", b"not kept", QoS::AtLeastOnce, 2, true).await;
+    let payloads = [
+        receive_acked(&mut live).await,
+        receive_acked(&mut live).await,
+    ]
+    .map(|got| got.payload);
+    assert_eq!(payloads, [&b"kept"[..], &b"not kept"[..]]);
+    let mut late = connect(&broker, "late").await;
+    sub(&mut late, 1, "cap/+", QoS::AtLeastOnce).await;
+    let got = receive_acked(&mut late).await;
+    assert_eq!((&*got.topic, got.retain), ("cap/a", true));
+    late.expect_nothing().await;
+    broker.shutdown().await;
+}
+
 #[tokio::test]
 async fn mqtt_3_3_1_6_retained_sent_for_every_matching_topic() {
     let broker = start().await;
