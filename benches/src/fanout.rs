@@ -192,6 +192,24 @@ impl FanoutHarness {
             .expect("encodable message")
     }
 
+    /// For every subscriber, the messages waiting in its queue and whether each one's wire head
+    /// for that subscriber is already encoded (ready-to-write bytes, not a message still to
+    /// encode).
+    pub fn queued_ready(&self) -> Vec<(usize, bool)> {
+        self.subscribers
+            .iter()
+            .map(|subscriber| {
+                let state = subscriber.attached.session.state.lock();
+                let ready = state.queue.iter().all(|item| {
+                    item.message
+                        .encoded_head(subscriber.outbox.limits().version, item.qos)
+                        .is_some()
+                });
+                (state.queue.len(), ready)
+            })
+            .collect()
+    }
+
     /// Every subscriber's writer moves what is queued for it into its outbox, and the outbox
     /// is written. Returns the bytes that were ready, summed over subscribers.
     pub fn write_all(&mut self) -> usize {

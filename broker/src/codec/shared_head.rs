@@ -191,6 +191,18 @@ impl SharedHeads {
             .filter(|head| head.is_shared())
     }
 
+    /// The head of that form if a delivery has already encoded it; encodes nothing.
+    pub fn encoded(&self, v: ProtocolVersion, qos: QoS) -> Option<&SharedHead> {
+        let form = Form {
+            v5: v.is_v5(),
+            acked: qos != QoS::AtMostOnce,
+        };
+        self.0
+            .iter()
+            .filter_map(OnceLock::get)
+            .find(|head| head.form == form && head.is_shared())
+    }
+
     /// Forgets every head, for a message envelope going back to its pool.
     pub fn clear(&mut self) {
         for slot in &mut self.0 {

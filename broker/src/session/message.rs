@@ -163,6 +163,12 @@ impl Message {
         self.heads.get(&self.wire(), version, qos)
     }
 
+    /// The shared head for `version` at `qos` if a delivery has encoded it already (routing
+    /// encodes it for every attached subscriber's form); encodes nothing.
+    pub fn encoded_head(&self, version: ProtocolVersion, qos: QoS) -> Option<&SharedHead> {
+        self.heads.encoded(version, qos)
+    }
+
     /// Drops what the message refers to (payload, topic, properties) so an envelope waiting in
     /// the pool pins no memory. Allocates nothing.
     pub fn clear(&mut self) {
