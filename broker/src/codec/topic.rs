@@ -6,7 +6,8 @@ pub const SHARED_PREFIX: &str = "$share/";
 /// A topic name as a PUBLISH carries it: at least one character [MQTT-4.7.3-1] and no
 /// wildcard characters [MQTT-3.3.2-2].
 pub fn is_valid_topic_name(name: &str) -> bool {
-    !name.is_empty() && !name.contains(['+', '#'])
+    // Bytes, not chars: '+' and '#' are ASCII, and no byte of a multi-byte UTF-8 sequence is.
+    !name.is_empty() && !name.bytes().any(|b| b == b'+' || b == b'#')
 }
 
 /// A topic filter as SUBSCRIBE and UNSUBSCRIBE carry it, shared subscriptions included.

@@ -117,15 +117,13 @@ impl Reader {
 
 /// Validates bytes as an MQTT UTF-8 string without copying them.
 pub(crate) fn utf8(bytes: Bytes) -> Result<ByteString, DecodeError> {
-    // Rust's UTF-8 check already rejects surrogates (U+D800..U+DFFF) and overlong forms,
-    // which section 1.5.4 also forbids.
-    if std::str::from_utf8(&bytes).is_err() {
-        return Err(DecodeError::InvalidUtf8);
-    }
-    if bytes.contains(&0) {
+    // Rust's UTF-8 check (made once, by the conversion) already rejects surrogates
+    // (U+D800..U+DFFF) and overlong forms, which section 1.5.4 also forbids.
+    let string = ByteString::try_from(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
+    if string.as_bytes().contains(&0) {
         return Err(DecodeError::NullCharacter);
     }
-    ByteString::try_from(bytes).map_err(|_| DecodeError::InvalidUtf8)
+    Ok(string)
 }
 
 /// Number of bytes a Variable Byte Integer takes.
