@@ -23,8 +23,8 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use ferrumq_broker::codec::{
-    encode, ByteString, Decoder, Packet, ProtocolVersion, Publish, QoS, SubscriptionOptions,
-    MAX_PACKET_SIZE_LIMIT,
+    encode, ByteString, Decoded, Decoder, Packet, ProtocolVersion, Publish, QoS,
+    SubscriptionOptions, MAX_PACKET_SIZE_LIMIT,
 };
 use ferrumq_broker::config::BrokerConfig;
 use ferrumq_broker::delivery::{ClientLimits, Outbox};
@@ -183,12 +183,18 @@ impl FanoutHarness {
         self.write_all()
     }
 
+    /// Decodes the next PUBLISH as a connection does: into a `Publish` of the read (here one
+    /// per message, as if each came in a read of its own), whose contents the message takes.
     fn decode_one(&mut self) -> MessageRef {
-        let publish = match self.decoder.decode(&mut self.read_buffer) {
-            Ok(Some(Packet::Publish(publish))) => publish,
+        let mut publish = Publish::default();
+        match self
+            .decoder
+            .decode_reusing(&mut self.read_buffer, &mut publish)
+        {
+            Ok(Some(Decoded::Publish)) => {}
             other => panic!("the harness's own PUBLISH did not decode: {other:?}"),
-        };
-        Message::from_publish(publish, Some(self.publisher.clone()), self.received_at)
+        }
+        Message::from_publish(&mut publish, Some(self.publisher.clone()), self.received_at)
             .expect("encodable message")
     }
 

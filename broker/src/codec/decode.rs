@@ -62,6 +62,24 @@ impl Decoder {
     /// `Ok(None)` means more bytes are needed; nothing was consumed or allocated. On error the
     /// connection must be closed (the error's reason code says with what).
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
+        let mut publish = Publish::default();
+        Ok(match self.decode_reusing(buf, &mut publish)? {
+            None => None,
+            Some(Decoded::Publish) => Some(Packet::Publish(publish)),
+            Some(Decoded::Other(packet)) => Some(packet),
+        })
+    }
+
+    /// Decodes one packet from the front of `buf` as [`decode`](Self::decode) does, but a
+    /// PUBLISH is written into `publish` (every field set) instead of being returned: the
+    /// connection's read loop keeps one `Publish` for all the PUBLISH packets of a read, so
+    /// the 250-byte struct is not built and then moved through `Packet` and on to the
+    /// message envelope (those copies were a fifth of a single-subscriber publish).
+    pub fn decode_reusing(
+        &mut self,
+        buf: &mut BytesMut,
+        publish: &mut Publish,
+    ) -> Result<Option<Decoded>, DecodeError> {
         let Some(&first) = buf.first() else {
             return Ok(None);
         };
@@ -84,11 +102,9 @@ impl Decoder {
         let mut reader = Reader::new(frame, packet_type);
         let version = self.version;
         if let (PacketType::Publish, Some(v)) = (packet_type, version) {
-            // The hot path, straight to its decoder: through `decode_body`'s match, the
-            // 250-byte PUBLISH was copied twice more (a tenth of a single-subscriber publish).
-            let publish = decode_publish(first & 0x0F, &mut reader, v)?;
+            decode_publish(first & 0x0F, &mut reader, v, publish)?;
             reader.finish()?;
-            return Ok(Some(Packet::Publish(publish)));
+            return Ok(Some(Decoded::Publish));
         }
         let packet = decode_body(first & 0x0F, reader, version)?;
         if let Packet::Connect(connect) = &packet {
@@ -96,8 +112,20 @@ impl Decoder {
                 self.version = Some(connect.protocol);
             }
         }
-        Ok(Some(packet))
+        Ok(Some(Decoded::Other(packet)))
     }
+}
+
+/// What [`Decoder::decode_reusing`] decoded.
+// `Other` is as large as `Packet`, which `decode` returns anyway; boxing it would allocate for
+// every acknowledgement a client sends.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Decoded {
+    /// A PUBLISH, now in the `Publish` the caller passed.
+    Publish,
+    /// Any other packet.
+    Other(Packet),
 }
 
 /// Checks what the first byte alone can tell: the type exists in this version, its flags are the
@@ -162,7 +190,11 @@ fn decode_body(
     let packet = match r.packet() {
         PacketType::Connect => Packet::Connect(Box::new(decode_connect(&mut r)?)),
         PacketType::ConnAck => Packet::ConnAck(decode_connack(&mut r, v)?),
-        PacketType::Publish => Packet::Publish(decode_publish(flags, &mut r, v)?),
+        PacketType::Publish => {
+            let mut publish = Publish::default();
+            decode_publish(flags, &mut r, v, &mut publish)?;
+            Packet::Publish(publish)
+        }
         PacketType::PubAck => Packet::PubAck(decode_pub_response(&mut r, v)?),
         PacketType::PubRec => Packet::PubRec(decode_pub_response(&mut r, v)?),
         PacketType::PubRel => Packet::PubRel(decode_pub_response(&mut r, v)?),
@@ -324,40 +356,43 @@ fn packet_id(r: &mut Reader) -> Result<u16, DecodeError> {
     }
 }
 
-fn decode_publish(flags: u8, r: &mut Reader, v: ProtocolVersion) -> Result<Publish, DecodeError> {
+/// Decodes a PUBLISH's variable header and payload into `publish`, setting every field.
+fn decode_publish(
+    flags: u8,
+    r: &mut Reader,
+    v: ProtocolVersion,
+    publish: &mut Publish,
+) -> Result<(), DecodeError> {
     // check_first_byte already rejected QoS 3 and DUP on QoS 0.
     let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::InvalidQos)?;
-    let topic = r.string()?;
-    let packet_id = if qos == QoS::AtMostOnce {
+    publish.qos = qos;
+    publish.dup = flags & 0b1000 != 0;
+    publish.retain = flags & 0b0001 != 0;
+    publish.topic = r.string()?;
+    publish.packet_id = if qos == QoS::AtMostOnce {
         0
     } else {
         packet_id(r)?
     };
-    let properties = if v.is_v5() {
-        decode_into!(
+    if v.is_v5() {
+        publish.properties = decode_into!(
             r,
             PropertyContext::Packet(PacketType::Publish),
             PublishProperties
-        )
-    } else {
-        PublishProperties::default()
-    };
-    if topic.is_empty() {
-        if properties.topic_alias.is_none() {
+        );
+    } else if publish.properties != PublishProperties::default() {
+        // A reused `Publish` whose properties were taken is already empty: no 176-byte write.
+        publish.properties = PublishProperties::default();
+    }
+    if publish.topic.is_empty() {
+        if publish.properties.topic_alias.is_none() {
             return Err(DecodeError::EmptyTopicWithoutAlias);
         }
-    } else if !is_valid_topic_name(&topic) {
-        return Err(DecodeError::TopicNameInvalid(topic.to_string()));
+    } else if !is_valid_topic_name(&publish.topic) {
+        return Err(DecodeError::TopicNameInvalid(publish.topic.to_string()));
     }
-    Ok(Publish {
-        dup: flags & 0b1000 != 0,
-        qos,
-        retain: flags & 0b0001 != 0,
-        topic,
-        packet_id,
-        properties,
-        payload: r.rest(),
-    })
+    publish.payload = r.rest();
+    Ok(())
 }
 
 /// PUBACK, PUBREC, PUBREL, PUBCOMP: in 5.0 the reason code and properties may be omitted

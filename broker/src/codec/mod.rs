@@ -20,7 +20,7 @@ mod shared_head;
 pub mod topic;
 mod wire;
 
-pub use decode::{parse_remaining_length, Decoder, MAX_PACKET_SIZE_LIMIT};
+pub use decode::{parse_remaining_length, Decoded, Decoder, MAX_PACKET_SIZE_LIMIT};
 pub use encode::{encode, encoded_len, first_byte, publish_flags};
 pub use error::{DecodeError, EncodeError};
 pub use outbound::{shared_properties, Delivery, OutboundPublish, PublishWire};

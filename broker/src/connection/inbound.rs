@@ -29,7 +29,7 @@ where
             run.flush(&self.broker);
         }
         match packet {
-            Packet::Publish(publish) => self.on_publish(publish, run),
+            Packet::Publish(mut publish) => self.on_publish(&mut publish, run),
             Packet::PubAck(ack) => {
                 self.attached
                     .session
@@ -140,7 +140,12 @@ where
                 .is_some_and(refuse)
     }
 
-    fn on_publish(&mut self, mut publish: Publish, run: &mut PublishRun) -> Result<(), Close> {
+    /// Handles a PUBLISH; a message takes `publish`'s contents (see `Message::from_publish`).
+    pub(super) fn on_publish(
+        &mut self,
+        publish: &mut Publish,
+        run: &mut PublishRun,
+    ) -> Result<(), Close> {
         Stats::add(&self.listener_publishes, 1);
         let settings = self.broker.settings();
         if !publish.properties.subscription_identifiers.is_empty() {
