@@ -465,3 +465,51 @@ async fn retained_bytes_beyond_the_limit_are_refused_with_0x97() {
     assert_eq!(broker.broker.retained.read().bytes(), 10);
     broker.shutdown().await;
 }
+
+/// The PUBLISH packets of one read are decoded into one reused `Publish`: nothing of one may
+/// leak into the next. Three packets in one write: properties and a Topic Alias, then none,
+/// then the alias alone; each arrives as sent.
+#[tokio::test]
+async fn publishes_read_together_keep_their_own_properties() {
+    let broker = start().await;
+    let mut sub = client(&broker, "sub").await;
+    sub.subscribe(1, "read/+", QoS::AtMostOnce).await;
+    let mut p = client(&broker, "p").await;
+    let mut first = publish("read/a", b"1", QoS::AtMostOnce, 0);
+    first.properties.content_type = Some("text/plain".into());
+    first.properties.user_properties = user_props(&[("k", "v")]);
+    first.properties.topic_alias = Some(1);
+    let second = publish("read/b", b"2", QoS::AtMostOnce, 0);
+    let mut third = publish("", b"3", QoS::AtMostOnce, 0);
+    third.properties.topic_alias = Some(1);
+    let mut bytes = bytes::BytesMut::new();
+    for m in [first, second, third] {
+        encode(&Packet::Publish(m), ProtocolVersion::V5, &mut bytes).unwrap();
+    }
+    p.send_raw(&bytes).await;
+    let got: Vec<Publish> = vec![
+        sub.expect_publish().await,
+        sub.expect_publish().await,
+        sub.expect_publish().await,
+    ];
+    let seen: Vec<(&str, &[u8], Option<&str>, bool)> = got
+        .iter()
+        .map(|m| {
+            (
+                &*m.topic,
+                &m.payload[..],
+                m.properties.content_type.as_deref(),
+                m.properties.user_properties.is_empty(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("read/a", &b"1"[..], Some("text/plain"), false),
+            ("read/b", &b"2"[..], None, true),
+            ("read/a", &b"3"[..], None, true),
+        ]
+    );
+    broker.shutdown().await;
+}
