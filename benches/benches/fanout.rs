@@ -53,22 +53,31 @@ fn short_group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallT
 /// Publishes timed back to back in [`fanout`] before the subscribers' writers drain them.
 const BURST: u64 = 16;
 
+/// Every QoS and subscriber count the fan-out groups measure, with a fresh harness, the
+/// benchmark's name (`qos{n}`) and its subscriber count.
+fn setups() -> impl Iterator<Item = (FanoutHarness, String, usize)> {
+    [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
+        .into_iter()
+        .flat_map(|qos| {
+            [1usize, 10, 100, 1000].into_iter().map(move |subscribers| {
+                let harness = FanoutHarness::new(subscribers, qos, PAYLOAD);
+                (harness, format!("qos{}", qos.as_u8()), subscribers)
+            })
+        })
+}
+
 /// The publisher's side of a fan-out ([`FanoutHarness::route_received`]), timed alone.
 fn fanout(c: &mut Criterion) {
     let mut group = short_group(c, "fanout");
-    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
-        for subscribers in [1usize, 10, 100, 1000] {
-            let mut harness = FanoutHarness::new(subscribers, qos, PAYLOAD);
-            let name = format!("qos{}", qos.as_u8());
-            let iters = (20_000 / subscribers as u64).max(20);
-            report_allocs(&format!("fanout/{name}/{subscribers}"), iters, || {
-                black_box(harness.publish_once());
-            });
-            group.throughput(Throughput::Elements(subscribers as u64));
-            group.bench_function(BenchmarkId::new(name, subscribers), |b| {
-                b.iter_custom(|iters| route_in_bursts(&mut harness, iters))
-            });
-        }
+    for (mut harness, name, subscribers) in setups() {
+        let iters = (20_000 / subscribers as u64).max(20);
+        report_allocs(&format!("fanout/{name}/{subscribers}"), iters, || {
+            black_box(harness.publish_once());
+        });
+        group.throughput(Throughput::Elements(subscribers as u64));
+        group.bench_function(BenchmarkId::new(name, subscribers), |b| {
+            b.iter_custom(|iters| route_in_bursts(&mut harness, iters))
+        });
     }
     group.finish();
 }
@@ -95,15 +104,11 @@ fn route_in_bursts(harness: &mut FanoutHarness, iters: u64) -> Duration {
 /// The whole path of a fan-out, writers included ([`FanoutHarness::publish_once`]).
 fn fanout_write(c: &mut Criterion) {
     let mut group = short_group(c, "fanout_write");
-    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
-        for subscribers in [1usize, 10, 100, 1000] {
-            let mut harness = FanoutHarness::new(subscribers, qos, PAYLOAD);
-            let name = format!("qos{}", qos.as_u8());
-            group.throughput(Throughput::Elements(subscribers as u64));
-            group.bench_function(BenchmarkId::new(name, subscribers), |b| {
-                b.iter(|| black_box(harness.publish_once()))
-            });
-        }
+    for (mut harness, name, subscribers) in setups() {
+        group.throughput(Throughput::Elements(subscribers as u64));
+        group.bench_function(BenchmarkId::new(name, subscribers), |b| {
+            b.iter(|| black_box(harness.publish_once()))
+        });
     }
     group.finish();
 }

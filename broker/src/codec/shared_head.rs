@@ -32,6 +32,15 @@ struct Form {
     acked: bool,
 }
 
+impl Form {
+    fn of(v: ProtocolVersion, qos: QoS) -> Form {
+        Form {
+            v5: v.is_v5(),
+            acked: qos != QoS::AtMostOnce,
+        }
+    }
+}
+
 /// One encoded head. `len == 0` marks a form that cannot be shared (too long or unencodable).
 #[derive(Clone, Copy)]
 pub struct SharedHead {
@@ -80,17 +89,16 @@ impl Sink for Inline {
 }
 
 impl SharedHead {
-    /// The head of `wire`'s plain deliveries in protocol `v`, with a packet identifier when
-    /// `acked` (QoS 1 and 2); unshared when it does not fit or cannot be encoded.
-    fn encode(wire: &PublishWire, v: ProtocolVersion, acked: bool) -> SharedHead {
+    /// The head of `wire`'s plain deliveries in protocol `v` at `qos` (with a packet
+    /// identifier at QoS 1 and 2); unshared when it does not fit or cannot be encoded.
+    fn encode(wire: &PublishWire, v: ProtocolVersion, qos: QoS) -> SharedHead {
+        let form = Form::of(v, qos);
+        let acked = form.acked;
         let unshared = SharedHead {
             bytes: [0; SHARED_HEAD_MAX],
             len: 0,
             packet_id_at: 0,
-            form: Form {
-                v5: v.is_v5(),
-                acked,
-            },
+            form,
         };
         let delivery = Delivery {
             qos: if acked {
@@ -179,24 +187,17 @@ impl SharedHeads {
     /// now if no delivery needed it before; `None` when that form cannot be shared, or both
     /// slots hold other forms.
     pub fn get(&self, wire: &PublishWire, v: ProtocolVersion, qos: QoS) -> Option<&SharedHead> {
-        let acked = qos != QoS::AtMostOnce;
-        let form = Form {
-            v5: v.is_v5(),
-            acked,
-        };
+        let form = Form::of(v, qos);
         self.0
             .iter()
-            .map(|slot| slot.get_or_init(|| SharedHead::encode(wire, v, acked)))
+            .map(|slot| slot.get_or_init(|| SharedHead::encode(wire, v, qos)))
             .find(|head| head.form == form)
             .filter(|head| head.is_shared())
     }
 
     /// The head of that form if a delivery has already encoded it; encodes nothing.
     pub fn encoded(&self, v: ProtocolVersion, qos: QoS) -> Option<&SharedHead> {
-        let form = Form {
-            v5: v.is_v5(),
-            acked: qos != QoS::AtMostOnce,
-        };
+        let form = Form::of(v, qos);
         self.0
             .iter()
             .filter_map(OnceLock::get)

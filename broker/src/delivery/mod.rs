@@ -3,8 +3,8 @@
 //! An [`Outbox`] moves queued messages into flight within the client's Receive Maximum, writes
 //! a small head per PUBLISH into one write buffer (for most copies the head the message
 //! encoded once for all its subscribers, with the packet identifier and flags patched; a head
-//! with a Topic Alias or per-subscriber properties is encoded for that copy), and lists the pieces to send: head ranges of that buffer
-//! and the messages' shared payload `Bytes`. [`Outbox::write_to`] sends them all with vectored
+//! with a Topic Alias or per-subscriber properties is encoded for that copy), and lists the
+//! pieces to send: head ranges of that buffer and the messages' shared payload `Bytes`. [`Outbox::write_to`] sends them all with vectored
 //! writes, then clears the buffer in place. Nothing is allocated once the buffer and lists are
 //! warm; an idle connection gives its buffer back to the pool.
 //!
@@ -295,9 +295,10 @@ impl Outbox {
         let wire = message.wire();
         let payload = &message.payload;
         // Most copies are plain: their head was encoded once for every subscriber.
-        let shared = match delivery.is_plain() {
-            true => message.shared_head(version, item.qos),
-            false => None,
+        let shared = if delivery.is_plain() {
+            message.shared_head(version, item.qos)
+        } else {
+            None
         };
         let len = match shared {
             Some(head) => head.len() + payload.len(),
