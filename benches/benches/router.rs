@@ -249,7 +249,9 @@ fn bench_visit(
     };
     for topic in topics {
         let mut seen = 0;
-        tree.visit_matches(topic, Some(&publisher), &available, |_: MatchRef<'_>| {
+        tree.visit_matches(topic, Some(&publisher), &available, &mut |_: MatchRef<
+            '_,
+        >| {
             seen += 1
         });
         assert_eq!(seen, expect, "{name}: {topic}");
@@ -259,9 +261,12 @@ fn bench_visit(
         let topic = &topics[k % topics.len()];
         k = k.wrapping_add(1);
         let mut qos = 0u8;
-        tree.visit_matches(black_box(topic), Some(&publisher), &available, |m| {
-            qos = qos.wrapping_add(m.qos.as_u8())
-        });
+        tree.visit_matches(
+            black_box(topic),
+            Some(&publisher),
+            &available,
+            &mut |m: MatchRef<'_>| qos = qos.wrapping_add(m.qos.as_u8()),
+        );
         black_box(qos);
     };
     let mut g = group_of(c, group);

@@ -186,13 +186,26 @@ impl SharedHeads {
     /// The head of the plain deliveries of `wire` to a client speaking `v` at `qos`, encoded
     /// now if no delivery needed it before; `None` when that form cannot be shared, or both
     /// slots hold other forms.
-    pub fn get(&self, wire: &PublishWire, v: ProtocolVersion, qos: QoS) -> Option<&SharedHead> {
+    #[inline]
+    pub fn get<'w>(
+        &self,
+        wire: impl Fn() -> PublishWire<'w>,
+        v: ProtocolVersion,
+        qos: QoS,
+    ) -> Option<&SharedHead> {
         let form = Form::of(v, qos);
-        self.0
-            .iter()
-            .map(|slot| slot.get_or_init(|| SharedHead::encode(wire, v, qos)))
-            .find(|head| head.form == form)
-            .filter(|head| head.is_shared())
+        // Written out rather than as an iterator chain: every delivery of a fan-out comes
+        // here, and for all but the first the answer is the first slot, already filled.
+        for slot in &self.0 {
+            let head = match slot.get() {
+                Some(head) => head,
+                None => slot.get_or_init(|| SharedHead::encode(&wire(), v, qos)),
+            };
+            if head.form == form {
+                return head.is_shared().then_some(head);
+            }
+        }
+        None
     }
 
     /// The head of that form if a delivery has already encoded it; encodes nothing.
@@ -260,7 +273,7 @@ mod tests {
                         let mut expected = BytesMut::new();
                         wire.write_head(v, &d, &mut expected).unwrap();
                         let mut patched = BytesMut::new();
-                        heads.get(&wire, v, qos).unwrap().write(&d, &mut patched);
+                        heads.get(|| wire, v, qos).unwrap().write(&d, &mut patched);
                         assert_eq!(patched, expected, "{v:?} {d:?}");
                     }
                 }
@@ -281,13 +294,13 @@ mod tests {
         let heads = SharedHeads::default();
         let v3 = ProtocolVersion::V3_1_1;
         let v5 = ProtocolVersion::V5;
-        assert!(heads.get(&wire, v3, QoS::AtMostOnce).is_some());
-        assert!(heads.get(&wire, v5, QoS::AtLeastOnce).is_some());
-        assert!(heads.get(&wire, v5, QoS::AtMostOnce).is_none());
-        let qos2 = heads.get(&wire, v5, QoS::ExactlyOnce);
+        assert!(heads.get(|| wire, v3, QoS::AtMostOnce).is_some());
+        assert!(heads.get(|| wire, v5, QoS::AtLeastOnce).is_some());
+        assert!(heads.get(|| wire, v5, QoS::AtMostOnce).is_none());
+        let qos2 = heads.get(|| wire, v5, QoS::ExactlyOnce);
         assert!(qos2.is_some(), "QoS 2 shares the QoS 1 form");
         let again = heads
-            .get(&wire, v3, QoS::AtMostOnce)
+            .get(|| wire, v3, QoS::AtMostOnce)
             .map(SharedHead::as_bytes);
         // Remaining length 12: topic length (2), "a/b" (3), "payload" (7).
         assert_eq!(again, Some(&[0x30, 12, 0, 3, b'a', b'/', b'b'][..]));
@@ -304,7 +317,7 @@ mod tests {
         };
         let heads = SharedHeads::default();
         assert!(heads
-            .get(&wire, ProtocolVersion::V3_1_1, QoS::AtMostOnce)
+            .get(|| wire, ProtocolVersion::V3_1_1, QoS::AtMostOnce)
             .is_none());
     }
 

@@ -23,4 +23,4 @@ mod tree;
 
 pub use retained::{RetainLimits, RetainRefused, RetainedStore, Weigh};
 pub use shared::SharedTree;
-pub use tree::{ClientId, Match, MatchRef, Subscription, SubscriptionTree};
+pub use tree::{ClientId, Match, MatchRef, MatchVisitor, Subscription, SubscriptionTree};

@@ -65,6 +65,21 @@ pub struct MatchRef<'a> {
     pub session: &'a SessionLink,
 }
 
+/// What [`SubscriptionTree::visit_matches`] hands each match to. A trait rather than a closure
+/// so that a visitor can have its step inlined into the walk (`#[inline(always)]` on
+/// [`visit`](MatchVisitor::visit)): the broker's routing does, because the step runs once per
+/// subscriber of a fan-out. Any `FnMut(MatchRef)` closure is a visitor too.
+pub trait MatchVisitor {
+    fn visit(&mut self, m: MatchRef<'_>);
+}
+
+impl<F: FnMut(MatchRef<'_>)> MatchVisitor for F {
+    #[inline]
+    fn visit(&mut self, m: MatchRef<'_>) {
+        self(m)
+    }
+}
+
 impl<'a> MatchRef<'a> {
     #[inline]
     fn of(
@@ -424,7 +439,7 @@ impl SubscriptionTree {
         topic: &str,
         publisher: Option<&ClientId>,
         available: &dyn Fn(&ClientId) -> bool,
-        mut visit: impl FnMut(MatchRef<'_>),
+        visit: &mut impl MatchVisitor,
     ) {
         let mut nodes: SmallVec<[&Node; 16]> = SmallVec::new();
         self.for_each_matching_node(topic, |node| nodes.push(node));
@@ -432,19 +447,19 @@ impl SubscriptionTree {
             let mut merged = crate::pool::routing_results().get();
             self.matches(topic, publisher, available, &mut merged);
             for m in merged.iter() {
-                visit(m.as_ref());
+                visit.visit(m.as_ref());
             }
             return;
         }
         for node in nodes {
             for (client, sub) in &node.subs {
                 if !(sub.options.no_local && publisher == Some(client)) {
-                    visit(MatchRef::of(client, sub, None));
+                    visit.visit(MatchRef::of(client, sub, None));
                 }
             }
             for group in node.groups() {
                 if let Some((client, sub)) = group.pick(publisher, available) {
-                    visit(MatchRef::of(client, sub, Some(&group.name)));
+                    visit.visit(MatchRef::of(client, sub, Some(&group.name)));
                 }
             }
         }

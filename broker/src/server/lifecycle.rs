@@ -61,7 +61,7 @@ impl Broker {
                 continue;
             }
             let existed = st.generation > 0;
-            if let Some(old) = st.attached.take() {
+            if let Some(old) = session.set_attached(&mut st, None) {
                 old.signal.raise(Events::SESSION);
             }
             let stale: Vec<String> = if params.clean_start {
@@ -76,13 +76,15 @@ impl Broker {
             for entry in st.inflight.iter_mut() {
                 entry.sent = false;
             }
-            st.attached = Some(Attachment {
+            let attachment = Attachment {
                 generation,
                 signal: Arc::clone(&signal),
                 version: params.version,
                 receive_maximum: params.receive_maximum,
                 maximum_packet_size: params.maximum_packet_size,
-            });
+                queue_signalled: false,
+            };
+            session.set_attached(&mut st, Some(attachment));
             st.kick = None;
             st.acl = params.acl;
             st.expiry_interval = params.expiry_interval;
@@ -121,7 +123,7 @@ impl Broker {
             let mut st = session.state.lock();
             let current = st.generation == attached.generation;
             if current {
-                st.attached = None;
+                session.set_attached(&mut st, None);
                 st.disconnected_at = Some(Instant::now());
             }
             let shared = if current {

@@ -5,13 +5,13 @@
 pub mod deadlines;
 mod lifecycle;
 mod reload;
+mod routing;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
-use smallvec::SmallVec;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -20,11 +20,11 @@ use crate::metrics::{DropReason, PoolCollector, StateCollector};
 pub use lifecycle::{AttachParams, Attached, WillOnClose};
 
 use crate::auth::{AuthFileError, Authenticator, ConfiguredAuth};
-use crate::codec::{ByteString, QoS};
+use crate::codec::ByteString;
 use crate::config::{BrokerConfig, BrokerSettings};
-use crate::pool::{Handles, MessageRef};
-use crate::router::{MatchRef, RetainRefused, RetainedStore, SharedTree};
-use crate::session::{Enqueued, Events, LazyNow, Outgoing, Session, SessionMap, SubscriptionIds};
+use crate::pool::MessageRef;
+use crate::router::{RetainRefused, RetainedStore, SharedTree};
+use crate::session::{Events, SessionMap};
 use deadlines::DeadlineWheel;
 
 /// Everything connections share. One per broker process.
@@ -177,103 +177,6 @@ impl Broker {
             .is_some_and(|s| s.state.lock().attached.is_some())
     }
 
-    /// Routes `message` to every matching subscription: one delivery per client (overlapping
-    /// subscriptions merged, section 3.3.4), one member per shared group (section 4.8.2).
-    pub fn route(&self, message: &MessageRef) -> Routed {
-        self.route_run(std::slice::from_ref(message))
-    }
-
-    /// Routes a run of messages with one topic from one publisher, in order, as [`route`]
-    /// routes each: they match the same subscriptions, so the tree is searched once, and each
-    /// subscriber's queue is locked, filled and its connection woken once for the whole run
-    /// instead of once per message. (A shared group's member is picked once per run.)
-    ///
-    /// Deliveries are queued while the tree's read lock is held, borrowing each subscription's
-    /// session from the tree: nothing is cloned per subscriber but the message handles, and
-    /// those are counted in batches ([`Handles`]).
-    ///
-    /// [`route`]: Broker::route
-    pub fn route_run(&self, run: &[MessageRef]) -> Routed {
-        let mut routed = Routed::default();
-        let Some(first) = run.first() else {
-            return routed;
-        };
-        debug_assert!(run
-            .iter()
-            .all(|m| m.topic == first.topic && m.publisher == first.publisher));
-        let mut now = LazyNow::new();
-        // Filled in place: collected, the vector (1.5 KiB inline) was returned by value and
-        // copied, a tenth of a single-subscriber publish.
-        let mut handles: SmallVec<[Handles<'_>; MAX_RUN]> = SmallVec::new();
-        handles.extend(run.iter().map(MessageRef::handles));
-        self.router.read().visit_matches(
-            &first.topic,
-            first.publisher.as_ref(),
-            &|client| self.is_attached(client),
-            |m| self.deliver_match(run, &mut handles, m, &mut routed, &mut now),
-        );
-        routed
-    }
-
-    fn deliver_match(
-        &self,
-        run: &[MessageRef],
-        handles: &mut [Handles<'_>],
-        m: MatchRef<'_>,
-        routed: &mut Routed,
-        now: &mut LazyNow,
-    ) {
-        // Every subscription in the tree is linked to its session (SUBSCRIBE handling is the
-        // tree's only writer); an unlinked one has no session to deliver to.
-        let Some(session) = m.session.session() else {
-            debug_assert!(false, "unlinked subscription for {}", m.client);
-            return;
-        };
-        let items = run.iter().zip(handles).map(|(message, handles)| Outgoing {
-            qos: message.qos.min(m.qos),
-            // [MQTT-3.3.1-12/13]: RETAIN is cleared unless Retain As Published.
-            retain: message.retain && m.retain_as_published,
-            message: handles.next_ref(),
-            subscription_ids: SubscriptionIds::from_slice(m.subscription_ids),
-            shared_group: m.shared_group.cloned(),
-        });
-        self.offer(session, items, routed, now);
-    }
-
-    /// Queues deliveries on a session, in order, counting the outcomes.
-    pub fn offer(
-        &self,
-        session: &Session,
-        items: impl IntoIterator<Item = Outgoing>,
-        routed: &mut Routed,
-        now: &mut LazyNow,
-    ) {
-        let limits = &self.settings().limits;
-        session.deliver(
-            items,
-            self.acl_enabled,
-            limits.max_queued_messages as usize,
-            limits.queue_full_policy,
-            now,
-            |enqueued, qos| match enqueued {
-                Enqueued::Queued => routed.delivered += 1,
-                Enqueued::QueuedDroppingOldest => {
-                    routed.delivered += 1;
-                    self.stats.dropped(DropReason::QueueFull);
-                }
-                Enqueued::Rejected => {
-                    self.stats.dropped(DropReason::QueueFull);
-                    if qos != QoS::AtMostOnce {
-                        routed.rejected += 1;
-                    }
-                }
-                Enqueued::Expired => {
-                    self.stats.dropped(DropReason::Expired);
-                }
-            },
-        );
-    }
-
     /// Stores or deletes the retained message for a topic (section 3.3.1.3): a zero-length
     /// payload deletes it. A message that would take the store past `limits.maxRetained*` is
     /// not stored (and counted in `ferrumq_retained_refused_total`); deleting always works.
@@ -333,7 +236,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::codec::ByteString;
+    use crate::codec::{ByteString, QoS};
     use crate::session::Message;
 
     fn qos0(topic: &str, n: u8) -> MessageRef {

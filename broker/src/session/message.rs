@@ -158,11 +158,12 @@ impl Message {
     /// Identifier) to clients speaking `version` at `qos`, encoded by the first delivery that
     /// asks. `None` for a message with an expiry interval (every copy carries what is left of
     /// it) or a head too long to keep inline: those copies are encoded one by one.
+    #[inline]
     pub fn shared_head(&self, version: ProtocolVersion, qos: QoS) -> Option<&SharedHead> {
         if self.properties.message_expiry_interval.is_some() {
             return None;
         }
-        self.heads.get(&self.wire(), version, qos)
+        self.heads.get(|| self.wire(), version, qos)
     }
 
     /// The shared head for `version` at `qos` if a delivery has encoded it already (routing
