@@ -187,7 +187,6 @@ impl Outbox {
     /// Moves up to [`BATCH`] queued messages into flight and into the write list. Returns
     /// whether more could be sent right away.
     pub fn collect(&mut self, st: &mut SessionState, stats: &Stats) -> bool {
-        st.queue_seen();
         let mut delivered = Delivered::default();
         let more = self.collect_counting(st, stats, &mut delivered);
         delivered.record(stats);

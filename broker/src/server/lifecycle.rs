@@ -82,7 +82,6 @@ impl Broker {
                 version: params.version,
                 receive_maximum: params.receive_maximum,
                 maximum_packet_size: params.maximum_packet_size,
-                queue_signalled: false,
             };
             session.set_attached(&mut st, Some(attachment));
             st.kick = None;

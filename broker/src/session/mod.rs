@@ -15,13 +15,13 @@ mod signal;
 use crate::auth::ClientAcl;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::Notify;
 
-pub use lock::{SessionGuard, SessionLock};
+pub use lock::{RawSessionLock, SessionGuard, SessionLock};
 pub use map::SessionMap;
 pub use message::{DetachError, LazyNow, Message};
 pub use outgoing::{ManyIds, Outgoing, SubscriptionIds};
@@ -121,12 +121,6 @@ pub struct Attachment {
     pub receive_maximum: u16,
     /// The client's Maximum Packet Size.
     pub maximum_packet_size: u32,
-    /// This connection was signalled that messages are queued, and has not looked at the
-    /// queue since ([`SessionState::queue_seen`]): further deliveries need not signal it
-    /// again. Publishers check this, under the session lock they hold anyway, instead of
-    /// reading the signal's own cache line for every delivery (a tenth of a fan-out's time
-    /// per subscriber). A new connection's attachment starts unsignalled.
-    pub queue_signalled: bool,
 }
 
 /// Mutable session state, always accessed under [`Session::state`].
@@ -180,19 +174,12 @@ pub struct SessionState {
 pub struct Session {
     pub state: SessionLock<SessionState>,
     pub client_id: ByteString,
-    /// The protocol level of the attached connection (0: none), a copy of
-    /// `state.attached`'s version that publishers read without the lock: they encode the
-    /// message's head for that form before taking it, so the lock is held for less (see
-    /// [`Session::deliver_one`]). Kept by [`Session::set_attached`]; a stale value only
-    /// means a head is encoded for the wrong form, and the writer encodes its own.
-    attached_level: AtomicU8,
 }
 
 impl Session {
     pub fn new(client_id: ByteString) -> Arc<Session> {
         Arc::new(Session {
             client_id,
-            attached_level: AtomicU8::new(0),
             state: SessionLock::new(SessionState {
                 generation: 0,
                 attached: None,
@@ -229,7 +216,7 @@ impl Session {
             queued |= state.offer(item, rules, now, &mut outcome);
         }
         if queued {
-            state.signal_queued();
+            state.wake();
         }
     }
 
@@ -248,21 +235,24 @@ impl Session {
         self.encode_head(&item);
         let mut state = self.state.lock();
         if state.offer(item, rules, now, &mut outcome) {
-            state.signal_queued();
+            state.wake();
         }
     }
 }
 
 impl Session {
-    /// Sets the attached connection (or none), returning the one it replaces. Also keeps the
-    /// copy of its protocol version that publishers read without the lock.
+    /// Sets the attached connection (or none), returning the one it replaces. Also keeps a
+    /// copy of its protocol level in the lock's [`hint`](lock::hint) byte, which publishers
+    /// read without the lock to encode a message's head before taking it. A stale copy (a
+    /// session's state set some other way) only means a head is encoded for the wrong form;
+    /// the writer then encodes its own.
     pub fn set_attached(
         &self,
         state: &mut SessionState,
         attachment: Option<Attachment>,
     ) -> Option<Attachment> {
         let level = attachment.as_ref().map_or(0, |a| a.version.level());
-        self.attached_level.store(level, Ordering::Relaxed);
+        lock::hint(&self.state).store(level, Ordering::Relaxed);
         std::mem::replace(&mut state.attached, attachment)
     }
 
@@ -275,7 +265,7 @@ impl Session {
         if item.subscription_ids != SubscriptionIds::None {
             return;
         }
-        let version = match self.attached_level.load(Ordering::Relaxed) {
+        let version = match lock::hint(&self.state).load(Ordering::Relaxed) {
             3 => ProtocolVersion::V3_1,
             4 => ProtocolVersion::V3_1_1,
             5 => ProtocolVersion::V5,
@@ -321,23 +311,10 @@ impl SessionState {
         matches!(result, Enqueued::Queued | Enqueued::QueuedDroppingOldest)
     }
 
-    /// Tells the attached connection, if any, that messages are queued, unless it was told
-    /// already and has not yet looked ([`Attachment::queue_signalled`]).
-    #[inline(always)]
-    fn signal_queued(&mut self) {
-        if let Some(attachment) = &mut self.attached {
-            if !attachment.queue_signalled {
-                attachment.queue_signalled = true;
-                attachment.signal.raise(Events::SESSION);
-            }
-        }
-    }
-
-    /// The attached connection is looking at the queue now, under this lock: a message
-    /// queued after this must signal it again. Called whenever it collects from the queue.
-    pub fn queue_seen(&mut self) {
-        if let Some(attachment) = &mut self.attached {
-            attachment.queue_signalled = false;
+    /// Wakes the attached connection, if any.
+    pub fn wake(&self) {
+        if let Some(attachment) = &self.attached {
+            attachment.signal.raise(Events::SESSION);
         }
     }
 
