@@ -249,11 +249,8 @@ fn bench_visit(
     };
     for topic in topics {
         let mut seen = 0;
-        tree.visit_matches(topic, Some(&publisher), &available, &mut |_: MatchRef<
-            '_,
-        >| {
-            seen += 1
-        });
+        let mut count = |_: MatchRef<'_>| seen += 1;
+        tree.visit_matches(topic, Some(&publisher), &available, &mut count);
         assert_eq!(seen, expect, "{name}: {topic}");
     }
     let mut k = 0usize;

@@ -229,17 +229,12 @@ fn decode_body(
 fn decode_connect(r: &mut Reader) -> Result<Connect, DecodeError> {
     let name = r.string()?;
     let level = r.u8()?;
-    let protocol = match (&*name, level) {
-        ("MQIsdp", 3) => ProtocolVersion::V3_1,
-        ("MQTT", 4) => ProtocolVersion::V3_1_1,
-        ("MQTT", 5) => ProtocolVersion::V5,
-        _ => {
-            return Err(DecodeError::UnsupportedProtocol {
-                name: name.to_string(),
-                level,
-            })
-        }
-    };
+    let protocol = ProtocolVersion::from_level(level)
+        .filter(|version| version.protocol_name() == &*name)
+        .ok_or_else(|| DecodeError::UnsupportedProtocol {
+            name: name.to_string(),
+            level,
+        })?;
     let flags = r.u8()?;
     if flags & 0x01 != 0 {
         return Err(DecodeError::ConnectReservedFlag);

@@ -30,6 +30,16 @@ impl ProtocolVersion {
         self as u8
     }
 
+    /// The version with this protocol level, if FerrumQ speaks it.
+    pub fn from_level(level: u8) -> Option<ProtocolVersion> {
+        match level {
+            3 => Some(ProtocolVersion::V3_1),
+            4 => Some(ProtocolVersion::V3_1_1),
+            5 => Some(ProtocolVersion::V5),
+            _ => None,
+        }
+    }
+
     /// The protocol name that goes with the level.
     pub fn protocol_name(self) -> &'static str {
         match self {

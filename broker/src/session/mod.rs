@@ -238,9 +238,7 @@ impl Session {
             state.wake();
         }
     }
-}
 
-impl Session {
     /// Sets the attached connection (or none), returning the one it replaces. Also keeps a
     /// copy of its protocol level in the lock's [`hint`](lock::hint) byte, which publishers
     /// read without the lock to encode a message's head before taking it. A stale copy (a
@@ -265,13 +263,12 @@ impl Session {
         if item.subscription_ids != SubscriptionIds::None {
             return;
         }
-        let version = match lock::hint(&self.state).load(Ordering::Relaxed) {
-            3 => ProtocolVersion::V3_1,
-            4 => ProtocolVersion::V3_1_1,
-            5 => ProtocolVersion::V5,
-            _ => return,
-        };
-        item.message.shared_head(version, item.qos);
+        // 0, no connection attached, is no protocol level.
+        if let Some(version) =
+            ProtocolVersion::from_level(lock::hint(&self.state).load(Ordering::Relaxed))
+        {
+            item.message.shared_head(version, item.qos);
+        }
     }
 }
 
